@@ -85,7 +85,7 @@ def test_two_years_in_the_previous_question_are_not_guessed_at():
 
 
 def test_searched_query_never_exceeds_the_limit():
-    long_question = "电信诈骗" * 249  # 996 characters: fits alone, not with the follow-up
+    long_question = "电信诈骗" * 250  # 1000 characters: fits alone, not with the follow-up
     result = analyze("香港呢？", [long_question])
     assert result.is_follow_up
     assert len(result.searched) <= MAX_QUERY_CHARS
