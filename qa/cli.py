@@ -32,6 +32,63 @@ def _build_parser() -> argparse.ArgumentParser:
 _SUBCOMMANDS: list = []
 
 
+def _add_chunks(sub) -> None:
+    p = sub.add_parser(
+        "chunks",
+        help="read articles and print their chunks as JSON lines",
+        description="Read files/folders of articles; one JSON object per chunk on stdout, "
+        "a summary (files, articles, duplicates, skipped, chunks, seconds) on stderr.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="article files or folders (recursive)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    p.set_defaults(func=_cmd_chunks)
+
+
+def _cmd_chunks(args) -> int:
+    import json
+    import logging
+    import time
+
+    from tqdm import tqdm
+
+    from qa.chunk import chunk_article
+    from qa.ingest import iter_articles
+    from qa.records import ReadReport
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    report, started = ReadReport(), time.perf_counter()
+    articles = iter_articles(args.paths, report)
+    out = sys.stdout
+    for article in tqdm(articles, unit=" articles", disable=not args.progress):
+        for c in chunk_article(article):
+            record = {
+                "id": c.id,
+                "article_id": c.article_id,
+                "title": article.title,
+                "source": article.source,
+                "url": article.url,
+                "published": article.published,
+                "para_start": c.para_start,
+                "para_end": c.para_end,
+                "text": c.text,
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            report.chunks += 1
+    report.seconds = time.perf_counter() - started
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped_by_reason().items()))
+    print(
+        f"files read: {report.files_seen}; articles: {report.articles}; "
+        f"duplicates: {report.duplicates}; skipped: {len(report.skipped)}"
+        + (f" ({skipped})" if skipped else "")
+        + f"; chunks: {report.chunks}; seconds: {report.seconds:.1f}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+_SUBCOMMANDS.append(_add_chunks)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
