@@ -1,0 +1,743 @@
+"""The HTTP API and the chat page: a thin FastAPI layer over :class:`qa.index.Index`.
+
+``create_app(index_dir)`` builds the app. The index is opened once, in the
+lifespan, held by an :class:`IndexHolder` on ``app.state`` and handed to the
+endpoints through a dependency (no module globals). The holder
+
+- serves 503 with the command that builds the index while there is none, and
+  picks the index up as soon as ``qa index`` has written it;
+- checks at most every ``reload_interval_s`` whether ``qa index`` has written a
+  newer generation (``Index.is_stale()``: one stat of the manifest), opens it
+  while requests go on being served from the old one, swaps under a lock, and
+  closes the old generation only once the last request using it has finished;
+- shares one embedding model across generations (the model is loaded once).
+
+Searches are CPU-bound and run in FastAPI's threadpool (the endpoints are
+plain ``def``). Every error is JSON of one shape,
+``{"error": {"code": ..., "message": ...}}``: domain errors from
+:mod:`qa.errors` are mapped to statuses in one handler, request validation
+errors become 422 (400 for a body that is not JSON).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qa import errors
+from qa.conversation import analyze
+from qa.records import Hit, SearchFilters
+
+log = logging.getLogger("qa.server")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_QUESTION_CHARS = 1000
+MAX_TOP_K = 50
+MAX_HISTORY = 20
+DEFAULT_RELOAD_INTERVAL_S = 1.0
+Mode = Literal["dense", "lexical", "hybrid"]
+
+# ---------------------------------------------------------------------------
+# Request and response models (these are also the OpenAPI schema)
+# ---------------------------------------------------------------------------
+
+
+def _check_date(value: str | None) -> str | None:
+    """An ISO date ("2021-04-10") or datetime ("2021-04-10T09:00:00Z"), kept as text."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            date.fromisoformat(value)
+        else:
+            datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a date: use YYYY-MM-DD or an ISO 8601 time such as 2021-04-10T09:00:00Z"
+        ) from None
+    return value
+
+
+def _day_start(value: str) -> str:
+    return value if len(value) > 10 else value + "T00:00:00"
+
+
+def _day_end(value: str) -> str:
+    return value if len(value) > 10 else value + "T23:59:59"
+
+
+def _check_question(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("the question is empty: type a question")
+    if len(value) > MAX_QUESTION_CHARS:
+        raise ValueError(
+            f"the question is {len(value)} characters long; at most {MAX_QUESTION_CHARS} are searched"
+        )
+    return value
+
+
+class Filters(BaseModel):
+    """What may be returned. Every field is optional; empty means no restriction."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"date_from": "2021-01-01", "date_to": "2021-12-31", "sources": ["联合早报"]}]},
+    )
+
+    date_from: str | None = Field(None, description="Inclusive. YYYY-MM-DD or ISO 8601 time.")
+    date_to: str | None = Field(None, description="Inclusive; a date means the whole day.")
+    sources: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=100, description="Outlets, as listed by /api/stats."
+    )
+    tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    max_per_article: int | None = Field(None, ge=1, le=MAX_TOP_K, description="At most N passages from one article.")
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _date(cls, value: str | None) -> str | None:
+        return _check_date(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Filters:
+        if self.date_from and self.date_to:
+            if _day_start(self.date_from)[:19] > _day_end(self.date_to)[:19]:
+                raise ValueError(f"date_from {self.date_from} is after date_to {self.date_to}")
+        return self
+
+    def to_search_filters(self) -> SearchFilters:
+        return SearchFilters(
+            date_from=self.date_from,
+            date_to=self.date_to,
+            sources=tuple(s for s in self.sources if s.strip()),
+            tags=tuple(t for t in self.tags if t.strip()),
+            max_per_article=self.max_per_article,
+        )
+
+
+class AskRequest(BaseModel):
+    """A question, with the conversation so far for follow-ups."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "2020年破获了多少电信网络诈骗案件？", "top_k": 5, "mode": "hybrid"},
+                {
+                    "question": "那2021年呢？",
+                    "history": ["2020年破获了多少电信网络诈骗案件？"],
+                    "filters": {"date_from": "2021-01-01"},
+                },
+            ]
+        },
+    )
+
+    question: str = Field(description=f"1 to {MAX_QUESTION_CHARS} characters.")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="How many passages to return.")
+    mode: Mode = Field("hybrid", description="dense (meaning), lexical (words, BM25) or hybrid (both, fused).")
+    filters: Filters = Field(default_factory=Filters)
+    history: list[Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description="Earlier questions of this conversation, oldest first: a short follow-up is searched with them.",
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str) -> str:
+        return _check_question(value)
+
+
+class CitationOut(BaseModel):
+    article_id: str
+    title: str
+    source: str
+    url: str | None
+    published: str | None
+    paragraphs: str = Field(description='As shown to people: "¶3" or "¶3–4".')
+    para_start: int
+    para_end: int
+    path: str
+
+
+class Passage(BaseModel):
+    rank: int
+    score: float
+    text: str
+    highlights: list[tuple[int, int]] = Field(description="[start, end) offsets into text of matched terms.")
+    best_sentence: tuple[int, int] | None = Field(description="[start, end) of the sentence that best answers.")
+    citation: CitationOut
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> Passage:
+        c = hit.citation
+        return cls(
+            rank=hit.rank,
+            score=hit.score,
+            text=hit.text,
+            highlights=[(s.start, s.end) for s in hit.highlights],
+            best_sentence=(hit.best_sentence.start, hit.best_sentence.end) if hit.best_sentence else None,
+            citation=CitationOut(
+                article_id=c.article_id,
+                title=c.title,
+                source=c.source,
+                url=c.url,
+                published=c.published,
+                paragraphs=c.paragraphs,
+                para_start=c.para_start,
+                para_end=c.para_end,
+                path=c.path,
+            ),
+            dense_score=hit.dense_score,
+            lexical_score=hit.lexical_score,
+        )
+
+
+class AskResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "那2021年呢？",
+                    "searched": "2021年破获了多少电信网络诈骗案件？",
+                    "follow_up": True,
+                    "mode": "hybrid",
+                    "took_ms": 41.7,
+                    "passages": [
+                        {
+                            "rank": 1,
+                            "score": 0.83,
+                            "text": "另据中新社报道，中国公安部昨天表示，2020年全年共破获电信网络诈骗案件32.2万起……",
+                            "highlights": [[18, 23]],
+                            "best_sentence": [0, 60],
+                            "citation": {
+                                "article_id": "https://www.zaobao.com/realtime/china/story20210410-1138397",
+                                "title": "习近平指示打击电信网络诈骗：推进国际执法合作",
+                                "source": "联合早报",
+                                "url": "https://www.zaobao.com/realtime/china/story20210410-1138397",
+                                "published": "2021-04-10T09:42:12Z",
+                                "paragraphs": "¶6",
+                                "para_start": 6,
+                                "para_end": 6,
+                                "path": "000_9ab89037dc83bcbe.md",
+                            },
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    question: str = Field(description="The question as asked.")
+    searched: str = Field(description="The query actually searched (differs for a follow-up).")
+    follow_up: bool = Field(False, description="Whether the question was searched with the earlier ones.")
+    mode: Mode
+    took_ms: float
+    passages: list[Passage]
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    source: str
+    url: str | None
+    published: str | None
+    tags: list[str]
+    language: str
+    path: str
+    editor: str | None
+    paragraphs: list[str] = Field(description="Paragraph n of a citation is paragraphs[n-1].")
+
+
+class SourceCount(BaseModel):
+    name: str
+    articles: int
+
+
+class StatsOut(BaseModel):
+    articles: int
+    chunks: int
+    sources: list[SourceCount]
+    date_from: str | None
+    date_to: str | None
+    model: str
+    built_at: str | None
+    generation: int | None
+    index_dir: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "no index"]
+    index: str | None = Field(description="null when the index is ready, else why it is not.")
+    generation: int | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not JSON."},
+    422: {"model": ErrorOut, "description": "A parameter is missing or out of range, or the question is empty."},
+    503: {"model": ErrorOut, "description": "No usable index yet: the message says how to build it."},
+}
+
+# ---------------------------------------------------------------------------
+# The index, held across generations
+# ---------------------------------------------------------------------------
+
+
+class _Generation:
+    """One opened index and how many requests are using it."""
+
+    def __init__(self, index: Any):
+        self.index = index
+        self.users = 0
+        self.retired = False
+
+
+class IndexHolder:
+    """Owns the open index: opens it, leases it to requests, hot-swaps new generations.
+
+    ``opener(path, embedder)`` defaults to ``Index.open``; ``embedder`` is the
+    one model shared by every generation (``None``: take the model the first
+    opened index loaded from its manifest, and reuse it).
+    """
+
+    def __init__(
+        self,
+        index_dir: Path,
+        *,
+        embedder: Any = None,
+        opener: Callable[[Path, Any], Any] | None = None,
+        reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S,
+    ):
+        if opener is None:
+            from qa.index import Index
+
+            opener = Index.open
+        self.index_dir = Path(index_dir)
+        self.embedder = embedder
+        self._opener = opener
+        self._interval = reload_interval_s
+        self._lock = threading.Lock()  # guards _current and the counters
+        self._reload_lock = threading.Lock()  # one opener at a time
+        self._current: _Generation | None = None
+        self._next_check = 0.0
+        self._last_error: errors.QAError | None = None
+        self.reloads = 0
+
+    # -- opening -----------------------------------------------------------
+
+    def _open(self) -> Any:
+        index = self._opener(self.index_dir, self.embedder)
+        if self.embedder is None:
+            self.embedder = getattr(index, "embedder", None)
+        return index
+
+    def _swap(self, index: Any) -> None:
+        with self._lock:
+            old, self._current = self._current, _Generation(index)
+            self._last_error = None
+            if old is not None:
+                old.retired = True
+                self.reloads += 1
+                close_now = old.users == 0
+            else:
+                close_now = False
+        if old is not None and close_now:
+            old.index.close()
+
+    def _refresh(self) -> None:
+        """Open the index if there is none, or a newer generation if it is stale (rate-limited)."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        have_one = self._current is not None
+        # With an index in hand, never wait for another thread's reload: keep serving the old one.
+        if not self._reload_lock.acquire(blocking=not have_one):
+            return
+        try:
+            if time.monotonic() < self._next_check:
+                return
+            try:
+                if self._current is None:
+                    self._swap(self._open())
+                elif self._current.index.is_stale():
+                    log.info("index at %s changed on disk: opening the new generation", self.index_dir)
+                    self._swap(self._open())
+            except errors.QAError as exc:
+                self._last_error = exc
+                if self._current is not None:
+                    log.warning("keeping the current index: the new one cannot be opened: %s", exc)
+            finally:
+                self._next_check = time.monotonic() + self._interval
+        finally:
+            self._reload_lock.release()
+
+    def start(self) -> None:
+        """Open the index now, if there is one (called once, at start-up)."""
+        self._next_check = 0.0
+        self._refresh()
+        if self._last_error is not None:
+            log.warning("%s", self._unavailable().args[0])
+
+    def _unavailable(self) -> errors.QAError:
+        exc = self._last_error
+        if exc is None or isinstance(exc, errors.IndexNotFound):
+            return errors.IndexNotFound(
+                f"there is no index at {self.index_dir} yet: build it with "
+                f"`qa index FOLDER --index {self.index_dir}` (FOLDER: your articles, e.g. examples/articles); "
+                "the server picks it up without a restart"
+            )
+        return exc
+
+    # -- leasing -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Any]:
+        """The current index, kept open until the with-block ends even if a newer one is swapped in."""
+        self._refresh()
+        with self._lock:
+            gen = self._current
+            if gen is None:
+                raise self._unavailable()
+            gen.users += 1
+        try:
+            yield gen.index
+        finally:
+            with self._lock:
+                gen.users -= 1
+                close_now = gen.retired and gen.users == 0
+            if close_now:
+                gen.index.close()
+
+    def status(self) -> tuple[Any | None, errors.QAError | None]:
+        """(current index or None, why there is none)."""
+        self._refresh()
+        gen = self._current
+        return (gen.index if gen else None), (None if gen else self._unavailable())
+
+    def close(self) -> None:
+        with self._lock:
+            gen, self._current = self._current, None
+            if gen is not None:
+                gen.retired = True
+                close_now = gen.users == 0
+            else:
+                close_now = False
+        if gen is not None and close_now:
+            gen.index.close()
+
+
+def get_holder(request: Request) -> IndexHolder:
+    return request.app.state.holder
+
+
+def get_index(holder: Annotated[IndexHolder, Depends(get_holder)]) -> Iterator[Any]:
+    """The dependency every search endpoint uses: a lease on the current index."""
+    with holder.lease() as index:
+        yield index
+
+
+IndexDep = Annotated[Any, Depends(get_index)]
+
+# ---------------------------------------------------------------------------
+# Errors: one shape, one place
+# ---------------------------------------------------------------------------
+
+_STATUS: list[tuple[type[errors.QAError], int, str]] = [
+    (errors.InvalidQuery, 422, "invalid_query"),
+    (errors.ArticleNotFound, 404, "article_not_found"),
+    (errors.IndexNotFound, 503, "index_not_found"),
+    (errors.IndexMismatch, 503, "index_mismatch"),
+    (errors.IndexCorrupt, 503, "index_corrupt"),
+    (errors.ModelNotAvailable, 503, "model_not_available"),
+    (errors.QAError, 500, "error"),
+]
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+async def _qa_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    for cls, status, code in _STATUS:
+        if isinstance(exc, cls):
+            headers = {"Retry-After": "5"} if status == 503 else None
+            return _error(status, code, str(exc) or cls.__doc__ or code, headers)
+    raise exc  # pragma: no cover  (registered for QAError only)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+    msg = str(err.get("msg", "invalid"))
+    msg = msg.removeprefix("Value error, ")
+    return f"{'.'.join(loc)}: {msg}" if loc else msg
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errs = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errs):
+        return _error(400, "invalid_json", 'the request body is not valid JSON: send {"question": "..."}')
+    if any(e.get("type") == "model_attributes_type" or e.get("type") == "dict_type" for e in errs):
+        if any(tuple(e.get("loc", ())) == ("body",) for e in errs):
+            return _error(400, "invalid_json", 'the request body must be a JSON object: {"question": "..."}')
+    return _error(422, "invalid_request", "; ".join(_describe(e) for e in errs) or "invalid request")
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"nothing at {request.url.path}: see /docs for the API"
+    return _error(exc.status_code, codes.get(exc.status_code, "http_error"), message, exc.headers)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _error(500, "internal_error", f"unexpected error ({type(exc).__name__}); the server log has details")
+
+
+# ---------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------
+
+
+def _search(index: Any, question: str, history: list[str], top_k: int, mode: str, filters: Filters) -> AskResponse:
+    started = time.perf_counter()
+    turn = analyze(question, history)
+    result = index.search(turn.searched, k=top_k, mode=mode, filters=filters.to_search_filters())
+    took_ms = (time.perf_counter() - started) * 1000.0
+    return AskResponse(
+        question=question,
+        searched=turn.searched,
+        follow_up=turn.is_follow_up,
+        mode=result.mode,
+        took_ms=round(took_ms, 2),
+        passages=[Passage.from_hit(hit) for hit in result.hits],
+    )
+
+
+def _stats(index: Any, holder: IndexHolder) -> StatsOut:
+    s = index.stats()
+    sources = getattr(s, "sources", {}) or {}
+    if isinstance(sources, dict):
+        source_list = [SourceCount(name=k, articles=int(v)) for k, v in sources.items()]
+    else:
+        source_list = [SourceCount(name=str(name), articles=int(n)) for name, n in sources]
+    source_list.sort(key=lambda sc: (-sc.articles, sc.name))
+    generation = getattr(s, "generation", None)
+    if generation is None and hasattr(index, "generation"):
+        generation = index.generation()
+    return StatsOut(
+        articles=s.articles,
+        chunks=s.chunks,
+        sources=source_list,
+        date_from=getattr(s, "date_from", None),
+        date_to=getattr(s, "date_to", None),
+        model=getattr(s, "model", ""),
+        built_at=getattr(s, "built_at", None),
+        generation=generation,
+        index_dir=str(holder.index_dir),
+    )
+
+
+def _docs_page(app: FastAPI) -> HTMLResponse:
+    """Swagger UI from the swagger-ui-bundle package, or a plain local page of the schema."""
+    try:
+        import swagger_ui_bundle  # noqa: F401  (only to know the assets are installed)
+    except ImportError:
+        schema = app.openapi()
+        rows = []
+        for path, ops in schema.get("paths", {}).items():
+            for method, op in ops.items():
+                rows.append(
+                    f"<h2><code>{html.escape(method.upper())} {html.escape(path)}</code></h2>"
+                    f"<p>{html.escape(op.get('summary', ''))}</p>"
+                    f"<p>{html.escape(op.get('description', ''))}</p>"
+                )
+        body = "".join(rows)
+        pretty = html.escape(json.dumps(schema, ensure_ascii=False, indent=2))
+        return HTMLResponse(
+            "<!doctype html><meta charset=utf-8><title>qa API</title>"
+            "<body style='font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem'>"
+            f"<h1>{html.escape(app.title)} — API</h1><p>Schema: <a href='/openapi.json'>/openapi.json</a></p>"
+            f"{body}<details><summary>OpenAPI schema</summary><pre>{pretty}</pre></details>"
+        )
+    return get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json",
+        title=f"{app.title} — API",
+        swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs-assets/swagger-ui.css",
+        swagger_favicon_url="/docs-assets/favicon-32x32.png",
+    )
+
+
+def create_app(
+    index_dir: Path | str,
+    *,
+    embedder: Any = None,
+    model: str | None = None,
+    reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S,
+    opener: Callable[[Path, Any], Any] | None = None,
+) -> FastAPI:
+    """The FastAPI app serving the index at ``index_dir``.
+
+    ``embedder``: the model to search with (shared across index generations);
+    ``model``: load this model (``qa.embed.load_embedder``) at start-up instead;
+    neither: the model the index's manifest names. ``opener`` replaces
+    ``Index.open`` (tests).
+    """
+    index_dir = Path(index_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        shared = embedder
+        if shared is None and model is not None:
+            from qa.embed import load_embedder
+
+            shared = await run_in_threadpool(load_embedder, model)
+        holder = IndexHolder(index_dir, embedder=shared, opener=opener, reload_interval_s=reload_interval_s)
+        await run_in_threadpool(holder.start)
+        app.state.holder = holder
+        try:
+            yield
+        finally:
+            holder.close()
+
+    app = FastAPI(
+        title="qa",
+        summary="Ask questions of a folder of news articles; get ranked source passages with citations.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses=_ERROR_RESPONSES,
+    )
+    app.add_exception_handler(errors.QAError, _qa_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
+
+    @app.post("/api/ask", response_model=AskResponse, tags=["search"], summary="Ask a question")
+    def ask(body: AskRequest, index: IndexDep) -> AskResponse:
+        """Ranked source passages for a question, each with its citation.
+
+        A short follow-up ("那2021年呢？", "and in Hong Kong?") is searched together
+        with the earlier questions given in `history`; `searched` says what was searched.
+        """
+        return _search(index, body.question, body.history, body.top_k, body.mode, body.filters)
+
+    @app.get("/api/ask", response_model=AskResponse, tags=["search"], summary="Ask a question (query string)")
+    def ask_get(
+        index: IndexDep,
+        q: Annotated[str, Query(description="The question.", examples=["2020年破获了多少电信网络诈骗案件？"])],
+        k: Annotated[int, Query(ge=1, le=MAX_TOP_K, description="How many passages.")] = 5,
+        mode: Annotated[Mode, Query()] = "hybrid",
+        date_from: Annotated[str | None, Query(examples=["2021-01-01"])] = None,
+        date_to: Annotated[str | None, Query()] = None,
+        source: Annotated[list[str] | None, Query(description="Repeat for several outlets.")] = None,
+    ) -> AskResponse:
+        """The same search as `POST /api/ask`, for a browser or curl: `/api/ask?q=...&k=5`."""
+        try:
+            question = _check_question(q)
+            filters = Filters(date_from=date_from, date_to=date_to, sources=source or [])
+        except ValueError as exc:
+            raise errors.InvalidQuery(_validation_message(exc)) from None
+        return _search(index, question, [], k, mode, filters)
+
+    @app.get(
+        "/api/articles/{article_id:path}",
+        response_model=ArticleOut,
+        tags=["articles"],
+        summary="One cleaned article",
+        responses={404: {"model": ErrorOut, "description": "No article with that id."}},
+    )
+    def article(article_id: str, index: IndexDep) -> ArticleOut:
+        """The cleaned article with its paragraphs (citation ¶n is `paragraphs[n-1]`).
+
+        Ids may be URLs: percent-encode them (`encodeURIComponent`)."""
+        a = index.article(article_id)
+        return ArticleOut(
+            id=a.id,
+            title=a.title,
+            source=a.source,
+            url=a.url,
+            published=a.published,
+            tags=list(a.tags),
+            language=a.language,
+            path=a.path,
+            editor=a.editor,
+            paragraphs=list(a.paragraphs),
+        )
+
+    @app.get("/api/stats", response_model=StatsOut, tags=["index"], summary="What the index holds")
+    def stats(index: IndexDep, holder: Annotated[IndexHolder, Depends(get_holder)]) -> StatsOut:
+        """Articles, chunks, sources, date range, model, build time and generation."""
+        return _stats(index, holder)
+
+    @app.get("/api/health", response_model=HealthOut, tags=["index"], summary="Is the server ready?")
+    def health(holder: Annotated[IndexHolder, Depends(get_holder)]) -> HealthOut | JSONResponse:
+        """200 with status "ok" when an index is loaded; 503 with status "no index" and why, otherwise."""
+        index, why = holder.status()
+        if index is None:
+            body = HealthOut(status="no index", index=str(why), generation=None)
+            return JSONResponse(body.model_dump(), status_code=503)
+        generation = index.generation() if hasattr(index, "generation") else None
+        return HealthOut(status="ok", index=None, generation=generation)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return _docs_page(app)
+
+    try:
+        import swagger_ui_bundle
+
+        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    except ImportError:
+        pass
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _validation_message(exc: ValueError) -> str:
+    errs = getattr(exc, "errors", None)
+    if callable(errs):
+        return "; ".join(_describe(e) for e in errs())
+    return str(exc)

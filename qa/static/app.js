@@ -1,0 +1,486 @@
+// The chat page. Plain JavaScript, no build step, no external resources.
+// Rule: article text (passages, titles, sources, paragraphs) is only ever put
+// into the page with textContent / createTextNode, never parsed as HTML.
+"use strict";
+
+(function () {
+  const STRINGS = {
+    zh: {
+      title: "新闻问答",
+      tagline: "向新闻文章提问，查看带出处的原文段落",
+      newChat: "新对话",
+      filters: "筛选",
+      dateFrom: "起始日期",
+      dateTo: "截止日期",
+      mode: "检索方式",
+      modeHybrid: "混合（推荐）",
+      modeDense: "语义",
+      modeLexical: "关键词",
+      sources: "来源",
+      noSources: "（索引中没有来源信息）",
+      clearFilters: "清除筛选",
+      welcome: "输入问题，按 Enter 发送（Shift+Enter 换行）。答案是文章中的原文段落，每段都附有出处。",
+      indexInfo: (s) => `已索引 ${s.articles} 篇文章、${s.chunks} 个段落` + (s.date_from ? `，${day(s.date_from)} 至 ${day(s.date_to)}` : "") + "。",
+      placeholder: "提问，例如：2020年破获了多少电信网络诈骗案件？",
+      send: "发送",
+      close: "关闭",
+      searching: "正在检索…",
+      searched: "检索内容：",
+      nothing: "没有找到相关内容。可以换个说法，或放宽筛选条件。",
+      nothingFiltered: "在当前筛选条件下没有找到相关内容。可以放宽日期或来源再试。",
+      error: "出错了：",
+      network: "无法连接服务器。请确认 qa serve 仍在运行。",
+      readArticle: "阅读原文",
+      openLink: "打开链接",
+      loadingArticle: "正在载入文章…",
+      paragraph: (n) => `第 ${n} 段`,
+      score: "相关度",
+      results: (n) => `找到 ${n} 个相关段落`,
+      examples: ["2020年破获了多少电信网络诈骗案件？", "公安部如何推进国际执法合作？", "那2021年呢？"],
+      noIndex: "索引还没有建好。",
+    },
+    en: {
+      title: "News Q&A",
+      tagline: "Ask the news articles; get source passages with citations",
+      newChat: "New chat",
+      filters: "Filters",
+      dateFrom: "From",
+      dateTo: "To",
+      mode: "Search",
+      modeHybrid: "Hybrid (recommended)",
+      modeDense: "Meaning",
+      modeLexical: "Keywords",
+      sources: "Sources",
+      noSources: "(the index lists no sources)",
+      clearFilters: "Clear filters",
+      welcome: "Type a question and press Enter (Shift+Enter for a new line). Answers are passages from the articles, each with its source.",
+      indexInfo: (s) => `${s.articles} articles, ${s.chunks} passages indexed` + (s.date_from ? `, ${day(s.date_from)} to ${day(s.date_to)}` : "") + ".",
+      placeholder: "Ask a question, e.g. What did the police say about fraud?",
+      send: "Send",
+      close: "Close",
+      searching: "Searching…",
+      searched: "Searched: ",
+      nothing: "Nothing relevant was found. Try other words, or loosen the filters.",
+      nothingFiltered: "Nothing relevant was found with these filters. Try a wider date range or more sources.",
+      error: "Something went wrong: ",
+      network: "Cannot reach the server. Is qa serve still running?",
+      readArticle: "Read article",
+      openLink: "Open link",
+      loadingArticle: "Loading the article…",
+      paragraph: (n) => `paragraph ${n}`,
+      score: "score",
+      results: (n) => `${n} relevant passage${n === 1 ? "" : "s"}`,
+      examples: ["2020年破获了多少电信网络诈骗案件？", "How does China fight telecom fraud across borders?", "那2021年呢？"],
+      noIndex: "The index is not built yet.",
+    },
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const log = $("log");
+  const form = $("ask");
+  const input = $("question");
+  const sendButton = $("send");
+  const dialog = $("article");
+
+  let lang = pickLanguage();
+  let history = []; // questions asked in this conversation, oldest first
+  let busy = false;
+  let stats = null;
+
+  function pickLanguage() {
+    const saved = localStorage.getItem("qa-lang");
+    if (saved === "zh" || saved === "en") return saved;
+    return (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
+  }
+
+  function t(key, ...args) {
+    const value = STRINGS[lang][key];
+    return typeof value === "function" ? value(...args) : value;
+  }
+
+  function day(iso) {
+    return iso ? String(iso).slice(0, 10) : "";
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function safeHttpUrl(url) {
+    if (!url) return null;
+    try {
+      const parsed = new URL(url, window.location.href);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // ---- language ---------------------------------------------------------
+
+  function applyLanguage() {
+    document.documentElement.lang = lang === "zh" ? "zh-Hans" : "en";
+    document.title = lang === "zh" ? "新闻问答 · News Q&A" : "News Q&A · 新闻问答";
+    for (const node of document.querySelectorAll("[data-i18n]")) {
+      node.textContent = t(node.dataset.i18n);
+    }
+    for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+      node.placeholder = t(node.dataset.i18nPlaceholder);
+    }
+    $("lang").textContent = lang === "zh" ? "EN" : "中文";
+    $("lang").setAttribute("aria-label", lang === "zh" ? "Switch to English" : "切换到中文");
+    renderExamples();
+    renderIndexInfo();
+    renderSources();
+  }
+
+  $("lang").addEventListener("click", () => {
+    lang = lang === "zh" ? "en" : "zh";
+    localStorage.setItem("qa-lang", lang);
+    applyLanguage();
+  });
+
+  function renderExamples() {
+    const box = $("examples");
+    box.replaceChildren();
+    for (const example of t("examples")) {
+      const chip = el("button", "chip", example);
+      chip.type = "button";
+      chip.addEventListener("click", () => {
+        input.value = example;
+        ask();
+      });
+      box.append(chip);
+    }
+  }
+
+  // ---- index info and the source filter ---------------------------------
+
+  async function loadStats() {
+    try {
+      const response = await fetch("/api/stats");
+      const body = await response.json();
+      if (!response.ok) {
+        $("index-info").textContent = t("noIndex") + " " + ((body.error && body.error.message) || "");
+        return;
+      }
+      stats = body;
+      renderIndexInfo();
+      renderSources();
+    } catch (e) {
+      $("index-info").textContent = t("network");
+    }
+  }
+
+  function renderIndexInfo() {
+    if (stats) $("index-info").textContent = t("indexInfo", stats);
+  }
+
+  function renderSources() {
+    const box = $("source-list");
+    const checked = new Set(selectedSources());
+    box.replaceChildren();
+    const sources = (stats && stats.sources) || [];
+    if (!sources.length) {
+      box.append(el("span", "muted", t("noSources")));
+      return;
+    }
+    for (const source of sources) {
+      const label = el("label", "source");
+      const box_ = document.createElement("input");
+      box_.type = "checkbox";
+      box_.value = source.name;
+      box_.checked = checked.has(source.name);
+      box_.addEventListener("change", updateFilterCount);
+      label.append(box_, document.createTextNode(" " + source.name + " "), el("span", "muted", `(${source.articles})`));
+      box.append(label);
+    }
+  }
+
+  function selectedSources() {
+    return Array.from(document.querySelectorAll("#source-list input:checked")).map((x) => x.value);
+  }
+
+  function currentFilters() {
+    const filters = {};
+    if ($("date-from").value) filters.date_from = $("date-from").value;
+    if ($("date-to").value) filters.date_to = $("date-to").value;
+    const sources = selectedSources();
+    if (sources.length) filters.sources = sources;
+    return filters;
+  }
+
+  function updateFilterCount() {
+    const n = Object.keys(currentFilters()).length + ($("mode").value !== "hybrid" ? 1 : 0);
+    const badge = $("filter-count");
+    badge.hidden = n === 0;
+    badge.textContent = String(n);
+  }
+
+  for (const id of ["date-from", "date-to", "mode"]) $(id).addEventListener("change", updateFilterCount);
+  $("clear-filters").addEventListener("click", () => {
+    $("date-from").value = "";
+    $("date-to").value = "";
+    $("mode").value = "hybrid";
+    for (const box of document.querySelectorAll("#source-list input")) box.checked = false;
+    updateFilterCount();
+  });
+
+  // ---- the conversation ---------------------------------------------------
+
+  function scrollToEnd() {
+    window.scrollTo({ top: document.body.scrollHeight, behavior: "smooth" });
+  }
+
+  function addQuestion(text) {
+    $("welcome").hidden = true;
+    const bubble = el("div", "turn question", text);
+    log.append(bubble);
+    return bubble;
+  }
+
+  function addAnswerShell() {
+    const answer = el("section", "turn answer");
+    const loading = el("div", "loading");
+    loading.setAttribute("role", "status");
+    loading.append(el("span", "dots"), document.createTextNode(" " + t("searching")));
+    answer.append(loading);
+    log.append(answer);
+    scrollToEnd();
+    return answer;
+  }
+
+  async function ask() {
+    const question = input.value.trim();
+    if (!question || busy) return;
+    busy = true;
+    sendButton.disabled = true;
+    input.value = "";
+    autosize();
+    addQuestion(question);
+    const answer = addAnswerShell();
+    const filters = currentFilters();
+    const payload = {
+      question,
+      top_k: 5,
+      mode: $("mode").value,
+      filters,
+      history: history.slice(-10),
+    };
+    try {
+      const response = await fetch("/api/ask", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(payload),
+      });
+      let body = null;
+      try {
+        body = await response.json();
+      } catch (e) {
+        body = null;
+      }
+      if (!response.ok) {
+        const message = (body && body.error && body.error.message) || `HTTP ${response.status}`;
+        renderError(answer, message);
+      } else {
+        history.push(question);
+        renderAnswer(answer, body, Object.keys(filters).length > 0);
+      }
+    } catch (e) {
+      renderError(answer, t("network"));
+    } finally {
+      busy = false;
+      sendButton.disabled = false;
+      input.focus();
+    }
+  }
+
+  function renderError(answer, message) {
+    answer.replaceChildren();
+    const box = el("div", "error");
+    box.setAttribute("role", "alert");
+    box.append(el("strong", null, t("error")), document.createTextNode(message));
+    answer.append(box);
+    scrollToEnd();
+  }
+
+  function renderAnswer(answer, body, filtered) {
+    answer.replaceChildren();
+    if (body.follow_up || body.searched !== body.question) {
+      const note = el("p", "searched");
+      note.append(el("span", "muted", t("searched")), el("q", null, body.searched));
+      answer.append(note);
+    }
+    const passages = body.passages || [];
+    if (!passages.length) {
+      answer.append(el("p", "nothing", filtered ? t("nothingFiltered") : t("nothing")));
+      scrollToEnd();
+      return;
+    }
+    answer.append(el("p", "summary muted", `${t("results", passages.length)} · ${Math.round(body.took_ms)} ms`));
+    const list = el("ol", "cards");
+    for (const passage of passages) list.append(renderCard(passage));
+    answer.append(list);
+    // keep the question in view, the first card just below it
+    answer.previousElementSibling.scrollIntoView({ behavior: "smooth", block: "start" });
+  }
+
+  // Split text at every highlight and best-sentence boundary; each piece is a text node,
+  // wrapped in <mark> when highlighted and inside <span class="best"> when in the best sentence.
+  function renderPassageText(text, highlights, best) {
+    const container = el("p", "passage");
+    const cuts = new Set([0, text.length]);
+    const spans = (highlights || [])
+      .map(([a, b]) => [Math.max(0, a), Math.min(text.length, b)])
+      .filter(([a, b]) => a < b);
+    for (const [a, b] of spans) {
+      cuts.add(a);
+      cuts.add(b);
+    }
+    const bestSpan = best && best[0] < best[1] ? [Math.max(0, best[0]), Math.min(text.length, best[1])] : null;
+    if (bestSpan) {
+      cuts.add(bestSpan[0]);
+      cuts.add(bestSpan[1]);
+    }
+    const points = Array.from(cuts).sort((x, y) => x - y);
+    let bestNode = null;
+    for (let i = 0; i + 1 < points.length; i++) {
+      const [a, b] = [points[i], points[i + 1]];
+      const piece = document.createTextNode(text.slice(a, b));
+      const marked = spans.some(([s, e]) => s <= a && b <= e);
+      const node = marked ? el("mark") : piece;
+      if (marked) node.append(piece);
+      const inBest = bestSpan && bestSpan[0] <= a && b <= bestSpan[1];
+      if (inBest) {
+        if (!bestNode) {
+          bestNode = el("span", "best");
+          container.append(bestNode);
+        }
+        bestNode.append(node);
+      } else {
+        bestNode = null;
+        container.append(node);
+      }
+    }
+    return container;
+  }
+
+  function renderCard(passage) {
+    const c = passage.citation;
+    const card = el("li", "card");
+    card.dataset.articleId = c.article_id;
+    card.append(renderPassageText(passage.text, passage.highlights, passage.best_sentence));
+
+    const cite = el("div", "citation");
+    cite.append(el("span", "num", `[${passage.rank}]`));
+    const url = safeHttpUrl(c.url);
+    let title;
+    if (url) {
+      title = el("a", "title", c.title || c.article_id);
+      title.href = url;
+      title.target = "_blank";
+      title.rel = "noopener noreferrer";
+    } else {
+      title = el("button", "title linklike", c.title || c.article_id);
+      title.type = "button";
+      title.addEventListener("click", () => openArticle(c));
+    }
+    cite.append(title);
+    const meta = [c.source, day(c.published), c.paragraphs].filter(Boolean).join(" · ");
+    cite.append(el("span", "meta", meta));
+    const actions = el("span", "actions");
+    if (url) {
+      const read = el("button", "ghost small read", t("readArticle"));
+      read.type = "button";
+      read.addEventListener("click", () => openArticle(c));
+      actions.append(read);
+    }
+    actions.append(el("span", "score muted", `${t("score")} ${Number(passage.score).toFixed(3)}`));
+    cite.append(actions);
+    card.append(cite);
+    return card;
+  }
+
+  // ---- the article panel ---------------------------------------------------
+
+  async function openArticle(citation) {
+    $("article-title").textContent = citation.title || citation.article_id;
+    $("article-meta").textContent = t("loadingArticle");
+    const body = $("article-body");
+    body.replaceChildren();
+    if (!dialog.open) dialog.showModal();
+    try {
+      const response = await fetch("/api/articles/" + encodeURIComponent(citation.article_id));
+      const article = await response.json();
+      if (!response.ok) {
+        $("article-meta").textContent = t("error") + ((article.error && article.error.message) || response.status);
+        return;
+      }
+      $("article-title").textContent = article.title;
+      const meta = [article.source, day(article.published), citation.paragraphs].filter(Boolean).join(" · ");
+      $("article-meta").replaceChildren(document.createTextNode(meta));
+      const url = safeHttpUrl(article.url);
+      if (url) {
+        const link = el("a", null, " · " + t("openLink"));
+        link.href = url;
+        link.target = "_blank";
+        link.rel = "noopener noreferrer";
+        $("article-meta").append(link);
+      }
+      let first = null;
+      article.paragraphs.forEach((text, i) => {
+        const n = i + 1;
+        const p = el("p", "para", text);
+        p.dataset.n = String(n);
+        p.title = t("paragraph", n);
+        if (n >= citation.para_start && n <= citation.para_end) {
+          p.classList.add("cited");
+          if (!first) first = p;
+        }
+        body.append(p);
+      });
+      if (first) first.scrollIntoView({ block: "center" });
+    } catch (e) {
+      $("article-meta").textContent = t("network");
+    }
+  }
+
+  $("article-close").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("click", (event) => {
+    if (event.target === dialog) dialog.close(); // a click on the backdrop
+  });
+
+  // ---- the composer ----------------------------------------------------------
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 200) + "px";
+  }
+
+  input.addEventListener("input", autosize);
+  input.addEventListener("keydown", (event) => {
+    // Enter sends; Shift+Enter is a new line; Enter that confirms an IME candidate does nothing.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      ask();
+    }
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    ask();
+  });
+
+  $("new-chat").addEventListener("click", () => {
+    history = [];
+    for (const turn of Array.from(log.querySelectorAll(".turn"))) turn.remove();
+    $("welcome").hidden = false;
+    input.focus();
+  });
+
+  applyLanguage();
+  loadStats();
+  input.focus();
+})();
