@@ -294,3 +294,64 @@ def test_limit_keeps_the_whole_corpus(tmp_path):
     assert set(ds.qrels) == {q.id for q in ds.queries}
     with pytest.raises(DatasetError):
         load_squad(f).limited(0)
+
+
+# ---------------------------------------------------------------- news proxy
+
+
+def _jekyll(folder: Path, name: str, title: str, url: str, paragraphs: list[str]) -> None:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    folder.joinpath(name).write_text(
+        f'---\nlayout: post\ntitle: "{title}"\ndate: 2021-01-02T00:00:00.000Z\n'
+        f"author: 联合早报\nfrom: {url}\n---\n\n<div>{body}</div>\n",
+        encoding="utf-8",
+    )
+
+
+def _news_folder(root: Path) -> Path:
+    root.mkdir()
+    _jekyll(root, "a.md", "国际油价大涨", "http://x.com/a", ["国际油价大涨", "国际油价周一上涨百分之三。", "分析师认为需求回升。"])
+    _jekyll(root, "b.md", "疫苗接种开始", "http://x.com/b", ["多国周一开始接种新冠疫苗。"])
+    _jekyll(root, "b-copy.md", "疫苗接种开始", "http://x.com/b", ["多国周一开始接种新冠疫苗。"])  # same URL
+    _jekyll(root, "c.md", "股市", "http://x.com/c", ["标题太短的文章不作为问题。"])  # title too short
+    _jekyll(root, "d.md", "台风登陆广东沿海", "http://x.com/d", ["强台风周二在广东沿海登陆。"])
+    root.joinpath("e.md").write_bytes(b"\x00\x01binary")  # unreadable: passed over
+    return root
+
+
+def test_title_proxy_dataset(tmp_path):
+    from qa.evaluation import title_proxy_dataset
+
+    root = _news_folder(tmp_path / "news")
+    ds = title_proxy_dataset(root, 10, seed=3)
+    assert sorted(q.text for q in ds.queries) == ["台风登陆广东沿海", "国际油价大涨", "疫苗接种开始"]
+    assert all(a.title == "" for a in ds.articles)  # indexed without the title
+    by_id = {a.id: a for a in ds.articles}
+    for q in ds.queries:
+        (doc,) = ds.qrels[q.id]
+        assert q.text not in by_id[doc].paragraphs  # a paragraph repeating the title is dropped
+    oil = next(a for a in ds.articles if "油价" in a.text)
+    assert oil.paragraphs == ("国际油价周一上涨百分之三。", "分析师认为需求回升。")
+    assert ds.notes and "PROXY" in ds.notes[0]
+    # seeded: the same seed draws the same sample
+    two = title_proxy_dataset(root, 2, seed=3)
+    assert [q.text for q in two.queries] == [q.text for q in title_proxy_dataset(root, 2, seed=3).queries]
+    assert len(two.articles) == 2
+
+
+def test_lead_paragraphs_keeps_what_the_first_chunks_cover():
+    from qa.chunk import chunk_article
+    from qa.evaluation import document_article, lead_paragraphs
+
+    paragraphs = [f"第{i}段。" + "新闻内容很丰富，" * 8 + "结束。" for i in range(1, 8)]
+    article = document_article("doc", "\n\n".join(paragraphs))
+    full = chunk_article(article)
+    assert len(full) == 7  # one chunk per paragraph here
+    cut = lead_paragraphs(article, 3)
+    assert cut.paragraphs == article.paragraphs[:3]
+    assert [c.text for c in chunk_article(cut)] == [c.text for c in full[:3]]
+    assert lead_paragraphs(article, 10) is article
+    # a paragraph split into several chunks by the cut is left out (but the first always stays)
+    long = document_article("long", "长句子的内容，" * 200 + "\n\n" + "第二段。" * 10)
+    assert len(chunk_article(long)) > 2
+    assert lead_paragraphs(long, 1).paragraphs == long.paragraphs[:1]
