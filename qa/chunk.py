@@ -17,8 +17,9 @@ p75 107, p90 144, p95 176, p99 283, p99.9 509. The embedding model reads at
 most 512 tokens and works best on ~100-300, so:
 - MAX_SIZE 300: the title (<= ~60) plus the chunk stays well under 512, and
   only ~1% of paragraphs (the p99 tail) are split;
-- MIN_SIZE 25: below ~p15 a paragraph is a dateline, a byline, a subheading
-  or a one-line aside that is too thin to be a passage on its own.
+- MIN_SIZE 15: below that (~p7) a paragraph is a dateline, a byline
+  ("（总台央视记者 孔禄渊）"), a subheading or a "(完)": too thin to be found or
+  cited on its own. A one-sentence English paragraph (~20 tokens) stays whole.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import re
 
 from qa.records import PARAGRAPH_SEPARATOR, Article, Chunk
 
-MIN_SIZE = 25
+MIN_SIZE = 15
 MAX_SIZE = 300
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")

@@ -31,20 +31,28 @@ _DROP_TAGS = (
 _JUNK_ATTR = re.compile(
     r"dfp-|innity|adslot|o-ads|advert|AdContainer|appendQr|Byline|Timestamp|wp-caption|"
     r"image-caption|interstitial|block-ad|article-editor|bottomArticleBanner|moreArticle|"
-    r"widget|fb-post|fb-video|twitter-tweet|instagram-media|sharedaddy|jp-relatedposts"
+    r"widget|fb-post|fb-video|twitter-tweet|instagram-media|sharedaddy|jp-relatedposts|"
+    r"Subscri|picinfo|infogram|BarrierFailsafe|paywall|ai2html|trustBadge|Attribution|"
+    r"book-title|news-dic-all|endMsg|errorMsg"
 )
 
 # Elements after which a new paragraph starts.
 _BLOCK_TAGS = (
     "p", "div", "section", "article", "main", "blockquote", "li", "ul", "ol", "dl", "dt", "dd",
-    "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table", "tr", "td", "th", "center", "br",
+    "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table", "tr", "center", "br",
 )  # fmt: skip
 
 # Whole paragraphs that are boilerplate, never article text.
 _JUNK_LINE = re.compile(
     r"^(?:海量资讯、精准解读，尽在新浪财经APP"
     r"|获取更多RSS.*|https?://feedx\.\w+/?"
-    r"|\.\.\.more|更多内容请.*"
+    r"|\.\.\.more|more|看更多|關閉|更多内容请.*"
+    r"|(?:相关|相關|延伸|推荐|推薦|更多)(?:阅读|閱讀|新闻|新聞|报道|報導)[:：]?"
+    r"|点击查看本文英文版。?|Embed from Getty Images|使用浏览器播视频/view video in browser"
+    r"|嘉宾和观众听众发表的都是个人观点，并不代表美国之音。|时事大家谈每星期.*敬请收看。|网络收看方式[:：]"
+    r"|德国之声致力于为您提供客观中立的新闻报道.*|摘编自其他媒体的内容，不代表德国之声的立场或观点"
+    r"|【支持】为真相护航.*"
+    r"|\S{0,20}[:：]?\s*https?://\S+"
     r"|[（(]欢迎点击此处订阅.*[）)]"
     r"|©.*|Copyright ©.*"
     r"|The post .* first appeared on .*"
@@ -73,7 +81,11 @@ def clean_html(html: str, title: str | None = None) -> Cleaned:
     """Clean one article body. ``title``, when given, is dropped where the page repeats it."""
     soup = BeautifulSoup(_COMMENT.sub("", html), "lxml")
     editor = _take_editor(soup)
+    # WordPress pages (Nei.st) wrap the article in page chrome: keep the content
+    soup = soup.select_one(".entry-content") or soup
     _drop_junk(soup)
+    for cell in soup.find_all(("td", "th")):
+        cell.append(" ")  # a table row reads as one line
     for tag in soup.find_all(_BLOCK_TAGS):
         if tag.name == "br":
             tag.replace_with(_BREAK)
