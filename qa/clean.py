@@ -51,7 +51,10 @@ _JUNK_LINE = re.compile(
     r"|点击查看本文英文版。?|Embed from Getty Images|使用浏览器播视频/view video in browser"
     r"|嘉宾和观众听众发表的都是个人观点，并不代表美国之音。|时事大家谈每星期.*敬请收看。|网络收看方式[:：]"
     r"|德国之声致力于为您提供客观中立的新闻报道.*|摘编自其他媒体的内容，不代表德国之声的立场或观点"
-    r"|【支持】为真相护航.*"
+    r"|【支持】为真相护航.*|感谢阅读今天的简报.*"
+    r"|上午8點同步發送電子報.*|若有任何建議請來信告訴我們.*|歡迎訂閱中央社.*電子報.*|訂閱《.*》電子報.*"
+    r"|No More\.|You’ve hit the wall\.|The Economist|Published since September 1843"
+    r"|The Wall Street Journal|端傳媒 Initium Media"
     r"|\S{0,20}[:：]?\s*https?://\S+"
     r"|[（(]欢迎点击此处订阅.*[）)]"
     r"|©.*|Copyright ©.*"
@@ -145,9 +148,9 @@ def _one_per_line(block: str) -> bool:
     lines = [ln for ln in block.split("\n") if ln.strip()]
     if len(lines) < 2:
         return False
-    ends = sum(1 for ln in lines if re.search(r"[。！？”」』.!?\"'）)]\s*$", ln))
-    indented = sum(1 for ln in lines if ln.startswith(("\u3000", "  ", "\t")))
-    return ends >= len(lines) - 1 or indented >= len(lines) - 1
+    ends = all(re.search(r"[。！？”」』.!?\"'）)]\s*$", ln) for ln in lines[:-1])
+    indented = all(ln.startswith(("\u3000", "  ", "\t")) for ln in lines[1:])
+    return ends or indented
 
 
 def _key(text: str) -> str:
@@ -174,7 +177,7 @@ def _drop_junk(soup: BeautifulSoup) -> None:
         if len(kids) == 1 and isinstance(kids[0], Tag) and kids[0].name == "i":
             div.decompose()
     for a in soup.find_all("a"):
-        if a.get_text(strip=True).lower() in ("...more", "…more", "more"):
+        if a.get_text(strip=True).lower() in ("...more", "…more", "more") or "infogram.com" in a.get("href", ""):
             a.decompose()
     # feed footers ("获取更多RSS：" + links) live in their own small <div>
     for s in soup.find_all(string=re.compile("获取更多RSS")):

@@ -1,0 +1,157 @@
+"""Front matter, dates, formats and metadata (qa.parse)."""
+
+import datetime as dt
+
+import pytest
+
+from qa.errors import ReadError
+from qa.parse import parse_date, parse_document, parse_yaml
+
+JEKYLL = """---
+layout: post
+title: "贵州茅台4%股权将无偿转到国有企业"
+date: 2020-12-25T03:55:00.000Z
+author: 联合早报
+from: https://www.zaobao.com/realtime/china/story20201225-1111470
+tags: [ 联合早报 ]
+categories: [ 联合早报 ]
+---
+<!--1608868500000-->
+[贵州茅台4%股权将无偿转到国有企业](https://www.zaobao.com/realtime/china/story20201225-1111470)
+------
+
+<div>
+<p>正文。</p>
+</div>
+"""
+
+HEXO = """
+---
+title: '"倒查20年"，挽回损失523亿！'
+categories: 
+    - 金融
+    - 新浪财经
+    - 新浪财经－国內
+
+author: 新浪财经
+comments: false
+date: Sat, 06 Nov 2021 09:13:06 GMT
+thumbnail: 'https://n.sinaimg.cn/x.png'
+---
+
+<div><p>　　正文。</p></div>
+"""
+
+
+def test_jekyll_front_matter_and_link_header():
+    p = parse_document(JEKYLL, ".md")
+    assert p.format == "jekyll"
+    assert p.title == "贵州茅台4%股权将无偿转到国有企业"
+    assert p.source == "联合早报"
+    assert p.url == "https://www.zaobao.com/realtime/china/story20201225-1111470"
+    assert p.published == "2020-12-25T03:55:00Z"
+    assert p.tags == ("联合早报",)
+    # the timestamp comment, the [title](url) link and the ------ line are gone
+    assert "------" not in p.body and "](" not in p.body and "1608868500000" not in p.body
+    assert p.body.strip().startswith("<div>")
+
+
+def test_url_from_link_header_when_from_is_missing():
+    text = JEKYLL.replace("from: https://www.zaobao.com/realtime/china/story20201225-1111470\n", "")
+    p = parse_document(text, ".md")
+    assert p.url == "https://www.zaobao.com/realtime/china/story20201225-1111470"
+
+
+def test_link_header_title_with_brackets():
+    text = JEKYLL.replace(
+        "[贵州茅台4%股权将无偿转到国有企业](", "[[國際] 沙烏地朝覲即將展開](", 1
+    ).replace('title: "贵州茅台4%股权将无偿转到国有企业"\n', "")
+    p = parse_document(text, ".md")
+    assert p.title == "[國際] 沙烏地朝覲即將展開"
+    assert p.body.strip().startswith("<div>")
+
+
+def test_hexo_newline_before_fence_list_categories_rfc822():
+    p = parse_document(HEXO, ".md")
+    assert p.format == "hexo"
+    assert p.title == '"倒查20年"，挽回损失523亿！'
+    assert p.source == "新浪财经"
+    assert p.url is None
+    assert p.published == "2021-11-06T09:13:06Z"
+    assert p.tags == ("金融", "新浪财经", "新浪财经－国內")
+
+
+def test_nei_st_without_link_header_keeps_offset_date():
+    text = JEKYLL.replace("date: 2020-12-25T03:55:00.000Z", "date: 2020-02-26T15:49:35+00:00")
+    text = text.split("<!--1608868500000-->")[0] + "\n<article><p>正文</p></article>\n"
+    p = parse_document(text, ".md")
+    assert p.published == "2020-02-26T15:49:35Z"
+    assert p.body.strip().startswith("<article>")
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("Mon, 25 Jul 2022 02:54:50 GMT", "2022-07-25T02:54:50Z"),
+        ("2021-04-10T09:42:12.234Z", "2021-04-10T09:42:12Z"),
+        ("2020-02-26T15:49:35+00:00", "2020-02-26T15:49:35Z"),
+        ("2024-01-01T09:00:00+08:00", "2024-01-01T01:00:00Z"),
+        ("2020-10-26 14:27", "2020-10-26T14:27:00Z"),
+        (dt.datetime(2021, 4, 10, 9, 42, 12, 234000, tzinfo=dt.timezone.utc), "2021-04-10T09:42:12Z"),
+        (dt.date(2021, 4, 10), "2021-04-10T00:00:00Z"),
+        ("not a date", None),
+        (None, None),
+    ],
+)
+def test_dates_to_iso_utc(value, expected):
+    assert parse_date(value) == expected
+
+
+def test_yaml_fallback_for_unquoted_colon_and_stray_quotes():
+    meta = parse_yaml('title: 习近平: 推进国际执法合作\nauthor: 联合早报\ntags: [ a, b ]\ncategories:\n - x\n - y\n')
+    assert meta["title"] == "习近平: 推进国际执法合作"
+    assert meta["tags"] == ["a", "b"] and meta["categories"] == ["x", "y"]
+    meta = parse_yaml('title: "他说"好"的"\ndate: 2020-01-01')
+    assert meta["title"] == '他说"好"的'
+
+
+def test_unreadable_front_matter_is_a_read_error():
+    with pytest.raises(ReadError) as err:
+        parse_yaml("title: [unclosed\n%%% garbage")
+    assert err.value.reason == "front matter"
+    with pytest.raises(ReadError) as err:
+        parse_document("---\ntitle: x\n<p>never closed</p>\n", ".md")
+    assert err.value.reason == "front matter"
+
+
+def test_source_is_the_category_when_author_is_a_person():
+    text = JEKYLL.replace("author: 联合早报", "author: 露絲·英格拉姆（Ruth Ingram）").replace("联合早报 ]", "寒冬 ]")
+    assert parse_document(text, ".md").source == "寒冬"
+    text = JEKYLL.replace("author: 联合早报\n", "")
+    assert parse_document(text, ".md").source == "联合早报"  # categories are all there is
+
+
+def test_markdown_without_front_matter():
+    p = parse_document("# Rotterdam heats homes\n\nFirst paragraph.\n\nSecond *one*.\n", ".md")
+    assert p.format == "markdown" and p.title == "Rotterdam heats homes"
+    assert "<p>First paragraph.</p>" in p.body and "Rotterdam" not in p.body
+
+
+def test_html_page_metadata():
+    html = """<html><head><title>Site | x</title>
+    <meta property="og:title" content="標題">
+    <meta property="og:site_name" content="港都新聞網">
+    <link rel="canonical" href="https://example.tw/a">
+    <meta property="article:published_time" content="2024-01-01T09:00:00+08:00">
+    <meta name="keywords" content="交通, 高雄"></head>
+    <body><nav>menu</nav><article><p>內文。</p></article></body></html>"""
+    p = parse_document(html, ".html")
+    assert (p.format, p.title, p.source, p.url) == ("html", "標題", "港都新聞網", "https://example.tw/a")
+    assert p.published == "2024-01-01T01:00:00Z" and p.tags == ("交通", "高雄")
+    assert "menu" not in p.body and "內文" in p.body
+
+
+def test_text_file_title_from_short_first_line():
+    p = parse_document("标题在这里\n\n第一段。\n\n第二段。\n", ".txt")
+    assert p.format == "text" and p.title == "标题在这里" and not p.body_is_html
+    assert "标题" not in p.body
