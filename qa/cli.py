@@ -89,6 +89,57 @@ def _cmd_chunks(args) -> int:
 _SUBCOMMANDS.append(_add_chunks)
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the HTTP API and the chat page",
+        description="Serve the chat page (/), the HTTP API (/api/ask, /api/articles/ID, /api/stats, "
+        "/api/health) and its documentation (/docs). Starts even before the index exists and picks "
+        "up an index that `qa index` builds or updates, without a restart.",
+    )
+    p.add_argument("--index", metavar="DIR", default=None, help="the index directory (default: $QA_INDEX, else index)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
+    p.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS",
+                   help="how often to look for a newer index generation (default: 1)")  # fmt: skip
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args) -> int:
+    import logging
+    import os
+    import socket
+    from pathlib import Path
+
+    import uvicorn
+
+    from qa.server import create_app
+
+    index_dir = Path(args.index or os.environ.get("QA_INDEX") or "index")
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            print(f"qa serve: error: cannot listen on {args.host}:{args.port} ({exc.strerror}): "
+                  "pick another port with --port", file=sys.stderr)  # fmt: skip
+            return EXIT_ERROR
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s", stream=sys.stderr)
+    app = create_app(index_dir, model=args.model, reload_interval_s=args.reload_interval)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    if args.host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    url = f"http://{shown}:{args.port}/"
+    print(f"qa serve: index {index_dir.resolve()}\nqa serve: chat page {url}   API docs {url}docs", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return EXIT_OK
+
+
+_SUBCOMMANDS.append(_add_serve)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)

@@ -284,8 +284,9 @@ class StatsOut(BaseModel):
     date_from: str | None
     date_to: str | None
     model: str
+    backend: str
     built_at: str | None
-    generation: int | None
+    generation: int
     index_dir: str
 
 
@@ -551,24 +552,16 @@ def _search(index: Any, question: str, history: list[str], top_k: int, mode: str
 
 def _stats(index: Any, holder: IndexHolder) -> StatsOut:
     s = index.stats()
-    sources = getattr(s, "sources", {}) or {}
-    if isinstance(sources, dict):
-        source_list = [SourceCount(name=k, articles=int(v)) for k, v in sources.items()]
-    else:
-        source_list = [SourceCount(name=str(name), articles=int(n)) for name, n in sources]
-    source_list.sort(key=lambda sc: (-sc.articles, sc.name))
-    generation = getattr(s, "generation", None)
-    if generation is None and hasattr(index, "generation"):
-        generation = index.generation()
     return StatsOut(
         articles=s.articles,
         chunks=s.chunks,
-        sources=source_list,
-        date_from=getattr(s, "date_from", None),
-        date_to=getattr(s, "date_to", None),
-        model=getattr(s, "model", ""),
-        built_at=getattr(s, "built_at", None),
-        generation=generation,
+        sources=[SourceCount(name=name, articles=n) for name, n in index.sources()],
+        date_from=s.date_from,
+        date_to=s.date_to,
+        model=s.model,
+        backend=s.backend,
+        built_at=s.built_at or None,
+        generation=s.generation,
         index_dir=str(holder.index_dir),
     )
 
@@ -741,3 +734,35 @@ def _validation_message(exc: ValueError) -> str:
     if callable(errs):
         return "; ".join(_describe(e) for e in errs())
     return str(exc)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a background thread; yields its base URL.
+
+    For tests, browser tests and load runs: port 0 picks a free port. The
+    server (and its lifespan) is stopped when the with-block ends.
+    """
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="qa-serve")
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the server did not start (see the log above)")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
