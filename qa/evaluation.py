@@ -76,6 +76,21 @@ class RetrievalDataset:
     qrels: Mapping[str, Mapping[str, int]]
     notes: tuple[str, ...] = ()  # caveats to print with the results
 
+    def spread(self, n: int) -> RetrievalDataset:
+        """``n`` questions evenly spaced over the whole set (a quick subset
+        that touches every part of the corpus, unlike the first ``n``)."""
+        if n <= 0:
+            raise DatasetError(f"a subset needs a positive number of questions, got {n}")
+        if n >= len(self.queries):
+            return self
+        queries = tuple(self.queries[i * len(self.queries) // n] for i in range(n))
+        return replace(
+            self,
+            name=f"{self.name} ({n} questions spread over {len(self.queries)})",
+            queries=queries,
+            qrels={q.id: self.qrels[q.id] for q in queries},
+        )
+
     def limited(self, n: int | None) -> RetrievalDataset:
         """The first ``n`` questions; the documents stay whole, so the task
         is as hard as the full one."""

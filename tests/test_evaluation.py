@@ -355,3 +355,12 @@ def test_lead_paragraphs_keeps_what_the_first_chunks_cover():
     long = document_article("long", "长句子的内容，" * 200 + "\n\n" + "第二段。" * 10)
     assert len(chunk_article(long)) > 2
     assert lead_paragraphs(long, 1).paragraphs == long.paragraphs[:1]
+
+
+def test_spread_takes_evenly_spaced_questions(tmp_path):
+    f = _squad(tmp_path / "zh.json", [(f"第{i}段。", [f"问{i}甲？", f"问{i}乙？"]) for i in range(5)])
+    ds = load_squad(f)
+    sub = ds.spread(5)
+    assert [q.text for q in sub.queries] == ["问0甲？", "问1甲？", "问2甲？", "问3甲？", "问4甲？"]
+    assert len(sub.articles) == 5 and set(sub.qrels) == {q.id for q in sub.queries}
+    assert ds.spread(100) is ds
