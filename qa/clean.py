@@ -58,7 +58,7 @@ _JUNK_LINE = re.compile(
     r"|\S{0,20}[:：]?\s*https?://\S+"
     r"|[（(]欢迎点击此处订阅.*[）)]"
     r"|©.*|Copyright ©.*"
-    r"|The post .* first appeared on .*"
+    r"|The post .* (?:first appeared|appeared first) on .*"
     r"|\d{1,2}/\d{1,2}/\d{4}\s*-\s*\d{1,2}:\d{2}"
     r")$",
     re.IGNORECASE,

@@ -133,6 +133,7 @@ def test_nyt_subscription_dw_copyright_and_bitter_winter_footer():
         "<p><em>© 2020</em><em>年德国之声版权声明：本文所有内容受到著作权法保护。</em></p>"
         '<p>The post <a href="x">标题</a> first appeared on <a href="y">Bitter Winter</a>.</p>'
         '<p class="t-copyright">© 2020 AFP</p><p>点击查看本文英文版。</p>'
+        "<p>The post 【立场新闻】人大常委 appeared first on 中国数字时代.</p>"
     )
     assert paras(html) == ["在上海，餐馆挤满了人。"]
 
