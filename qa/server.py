@@ -510,9 +510,8 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     errs = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errs):
         return _error(400, "invalid_json", 'the request body is not valid JSON: send {"question": "..."}')
-    if any(e.get("type") == "model_attributes_type" or e.get("type") == "dict_type" for e in errs):
-        if any(tuple(e.get("loc", ())) == ("body",) for e in errs):
-            return _error(400, "invalid_json", 'the request body must be a JSON object: {"question": "..."}')
+    if any(tuple(e.get("loc", ())) == ("body",) for e in errs):  # the body as a whole: missing, a list...
+        return _error(400, "invalid_json", 'the request body must be a JSON object: {"question": "..."}')
     return _error(422, "invalid_request", "; ".join(_describe(e) for e in errs) or "invalid request")
 
 

@@ -1,0 +1,208 @@
+"""The chat page in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+A small real index (HashEmbedder over the two seed articles and a few test
+articles) is served by uvicorn in a background thread. Screenshots are saved
+to artifacts/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa.embed import HashEmbedder
+from qa.index import Index
+from qa.ingest import iter_articles
+from qa.records import ReadReport
+from qa.server import create_app, serve_in_thread
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("/usr/bin/chromium is missing: apt-get install chromium chromium-driver", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+SEEDS = (ROOT / "examples/articles/000_9ab89037dc83bcbe.md", ROOT / "examples/articles/001_ce7fc6476a78629f.md")
+SEED_QUESTION = "2020年破获了多少电信网络诈骗案件？"
+SEED_000_TITLE = "习近平指示打击电信网络诈骗：推进国际执法合作"
+SEED_000_URL = "https://www.zaobao.com/realtime/china/story20210410-1138397"
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+EVIL = """---
+title: "<img src=x onerror=window.__pwned=4> 恶意标题"
+date: 2021-05-01
+author: Evil Times
+from: "javascript:window.__pwned=3"
+---
+<p>第一段：这是一段与问题无关的开头，讲的是天气和交通的情况。</p>
+<p>这段文字包含 &lt;script&gt;window.__pwned=1&lt;/script&gt; 和 &lt;img src=x onerror="window.__pwned=2"&gt; 恶意脚本的字样。</p>
+<p>第三段：这是一段与问题无关的结尾，讲的是体育比赛的结果和观众。</p>
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("browser")
+    extra = base / "extra"
+    extra.mkdir()
+    (extra / "evil.md").write_text(EVIL, encoding="utf-8")
+    index_dir = base / "index"
+    report = ReadReport()
+    embedder = HashEmbedder()
+    Index.update(index_dir, iter_articles([*SEEDS, extra], report), embedder, progress=False)
+    with serve_in_thread(create_app(index_dir, embedder=embedder)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    viewport, locale = getattr(request, "param", ({"width": 1200, "height": 900}, "zh-CN"))
+    context = browser.new_context(viewport=viewport, locale=locale)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+    pg.goto(server + "/")
+    pg.wait_for_selector("#index-info:not(:empty)")
+    yield pg
+    context.close()
+    assert errors == [], errors
+
+
+def ask(page, question: str, answers_before: int | None = None):
+    """Type a question, press Enter, wait for its answer; returns the answer element."""
+    n = page.locator(".answer").count() if answers_before is None else answers_before
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('.answer').length > n && !document.querySelector('.answer:last-child .loading')",
+        arg=n,
+    )
+    return page.locator(".answer").nth(n)
+
+
+def test_ask_shows_a_cited_passage_from_the_expected_article(page):
+    assert page.locator("h1").inner_text() == "新闻问答"
+    answer = ask(page, SEED_QUESTION)
+    assert page.locator(".question").last.inner_text() == SEED_QUESTION
+    card = answer.locator(".card", has=page.locator(f"a.title:text-is('{SEED_000_TITLE}')")).first
+    card.wait_for()
+    link = card.locator("a.title")
+    assert link.get_attribute("href") == SEED_000_URL
+    assert link.get_attribute("rel") == "noopener noreferrer"
+    meta = card.locator(".meta").inner_text()
+    assert "联合早报" in meta and "2021-04-10" in meta and "¶" in meta
+    assert card.locator(".num").inner_text().startswith("[")
+    assert answer.locator(".card mark").count() > 0  # matched terms highlighted
+    texts = answer.locator(".passage").all_inner_texts()
+    assert any("32.2万起" in t for t in texts), texts
+    assert page.input_value("#question") == ""
+    page.screenshot(path=str(ARTIFACTS / "chat-desktop.png"), full_page=True)
+
+
+def test_follow_up_shows_what_was_searched(page):
+    ask(page, SEED_QUESTION)
+    answer = ask(page, "那2021年呢？")
+    searched = answer.locator(".searched").inner_text()
+    assert "2021年破获了多少电信网络诈骗案件？" in searched
+    assert answer.locator(".card").count() > 0
+    assert any("诈骗" in t for t in answer.locator(".passage").all_inner_texts())
+    page.screenshot(path=str(ARTIFACTS / "chat-follow-up.png"), full_page=True)
+
+
+def test_article_text_is_never_run_as_html(page):
+    answer = ask(page, "恶意脚本的字样 script onerror")
+    card = answer.locator(".card", has_text="恶意脚本的字样").first
+    card.wait_for()
+    assert "<script>window.__pwned=1</script>" in card.locator(".passage").inner_text()
+    assert page.locator(".cards script, .cards img").count() == 0
+    # a javascript: URL is not made into a link; the title opens the article in the page instead
+    title = card.locator(".title")
+    assert title.evaluate("el => el.tagName") == "BUTTON"
+    assert title.inner_text().startswith("<img src=x onerror=")
+    title.click()
+    cited = page.locator("#article .para.cited")
+    cited.wait_for()
+    assert "<script>window.__pwned=1</script>" in cited.inner_text()
+    assert page.locator("#article .para").count() == 3 and cited.get_attribute("data-n") == "2"
+    assert page.locator("#article script, #article img").count() == 0
+    assert page.locator("#article-title").inner_text().startswith("<img")
+    page.screenshot(path=str(ARTIFACTS / "chat-article-panel.png"))
+    page.click("#article-close")
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_citation_without_url_opens_the_article_with_the_paragraph_marked(page):
+    answer = ask(page, SEED_QUESTION)
+    card = answer.locator(".card").first
+    card.locator("button.read").click()
+    page.locator("#article .para.cited").first.wait_for()
+    assert page.locator("#article-title").inner_text() == card.locator(".title").inner_text()
+    cited = page.locator("#article .para.cited").first.inner_text()
+    assert card.locator(".passage").inner_text().strip() in cited
+    assert page.locator("#article").evaluate("el => el.open")
+
+
+def test_nothing_found_and_errors_are_stated_plainly(page):
+    page.click("#filters summary")
+    page.fill("#date-to", "2000-01-01")
+    answer = ask(page, SEED_QUESTION)
+    assert answer.locator(".nothing").is_visible()
+    assert "筛选" in answer.locator(".nothing").inner_text()
+    page.fill("#date-from", "2021-01-01")
+    answer = ask(page, SEED_QUESTION)
+    error = answer.locator(".error")
+    assert error.is_visible() and "after" in error.inner_text()
+    page.click("#clear-filters")
+    assert page.input_value("#date-to") == ""
+
+
+def test_source_filter_is_populated_from_stats(page):
+    page.click("#filters summary")
+    boxes = page.locator("#source-list input[type=checkbox]")
+    assert sorted(boxes.evaluate_all("els => els.map(e => e.value)")) == sorted(["联合早报", "新浪财经", "Evil Times"])
+    page.locator("#source-list label", has_text="新浪财经").locator("input").check()
+    assert page.locator("#filter-count").inner_text() == "1"
+    answer = ask(page, "电信网络诈骗")
+    metas = answer.locator(".card .meta").all_inner_texts()
+    assert metas and all(m.startswith("新浪财经") for m in metas)
+
+
+def test_shift_enter_is_a_new_line_and_the_language_toggles(page):
+    page.fill("#question", "第一行")
+    page.press("#question", "Shift+Enter")
+    page.type("#question", "第二行")
+    assert page.input_value("#question") == "第一行\n第二行"
+    assert page.locator(".answer").count() == 0
+    page.click("#lang")
+    assert page.locator("h1").inner_text() == "News Q&A"
+    assert page.locator("#send").inner_text() == "Send"
+    page.click("#lang")
+    assert page.locator("#send").inner_text() == "发送"
+
+
+@pytest.mark.parametrize("page", [({"width": 390, "height": 844}, "en-US")], indirect=True)
+def test_phone_width_english(page):
+    assert page.locator("#send").inner_text() == "Send"  # from navigator.language
+    page.screenshot(path=str(ARTIFACTS / "chat-phone-empty.png"))
+    answer = ask(page, SEED_QUESTION)
+    assert answer.locator(".card").count() > 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    page.screenshot(path=str(ARTIFACTS / "chat-phone.png"), full_page=False)
+    page.screenshot(path=str(ARTIFACTS / "chat-phone-full.png"), full_page=True)

@@ -1,0 +1,494 @@
+"""The HTTP API against a small real index (HashEmbedder over the seeds + a few test articles).
+
+Every endpoint, every bad-input case (always JSON ``{"error": {"code", "message"}}``,
+never a 500), an index that appears after start-up, hot reload while serving,
+and many simultaneous requests against a real uvicorn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from qa.embed import HashEmbedder
+from qa.index import Index
+from qa.ingest import iter_articles
+from qa.records import ReadReport, SearchFilters
+from qa.server import STATIC_DIR, create_app, serve_in_thread
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "articles"
+SEEDS = (EXAMPLES / "000_9ab89037dc83bcbe.md", EXAMPLES / "001_ce7fc6476a78629f.md")  # the two seed articles
+SEED_QUESTION = "2020年破获了多少电信网络诈骗案件？"
+SEED_000_URL = "https://www.zaobao.com/realtime/china/story20210410-1138397"
+
+# Test articles: hostile text, an id with URL characters, another source and year.
+EXTRA = {
+    "evil.md": """---
+title: "<img src=x onerror=alert(1)> 恶意标题"
+date: 2021-05-01
+author: Evil Times
+from: "javascript:window.__pwned=3"
+---
+<p>这段文字包含 &lt;script&gt;window.__pwned=1&lt;/script&gt; 和 &lt;img src=x onerror="window.__pwned=2"&gt; 电信诈骗的字样。</p>
+""",
+    "sub dir/q&a #1?.md": """---
+title: "Quokka census on Rottnest Island"
+date: 2019-03-02
+author: Test Wire
+---
+<p>Rangers counted the quokka population on Rottnest Island in March 2019.</p>
+<p>The quokka census found about twelve thousand animals, more than the last count.</p>
+""",
+    "wire/fraud-2019.md": """---
+title: "Police report on telecom fraud in 2019"
+date: 2019-12-30
+author: Test Wire
+---
+<p>Police said telecom fraud cases rose in 2019 as gangs moved overseas.</p>
+<p>Officers urged people to hang up on callers who ask for bank codes.</p>
+""",
+}
+QUOKKA_ID = "path:sub dir/q&a #1?.md"
+
+
+def write_articles(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return folder
+
+
+def build(index_dir: Path, *folders: Path, embedder=None) -> None:
+    report = ReadReport()
+    Index.update(index_dir, iter_articles(list(folders), report), embedder or HashEmbedder(), progress=False)
+    assert not report.skipped, report.skipped
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, Path]:
+    """(extra articles folder, built index dir)."""
+    base = tmp_path_factory.mktemp("server")
+    extra = write_articles(base / "extra", EXTRA)
+    index_dir = base / "index"
+    build(index_dir, *SEEDS, extra)
+    return extra, index_dir
+
+
+@pytest.fixture(scope="module")
+def client(corpus):
+    with TestClient(create_app(corpus[1], embedder=HashEmbedder())) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def index(corpus):
+    with Index.open(corpus[1], HashEmbedder()) as idx:
+        yield idx
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["message"].strip()
+    if code:
+        assert body["error"]["code"] == code, body
+    return body["error"]["message"]
+
+
+def passage_keys(body: dict) -> list[tuple]:
+    return [(p["rank"], p["citation"]["article_id"], p["citation"]["para_start"], p["text"]) for p in body["passages"]]
+
+
+# --- endpoints -------------------------------------------------------------
+
+
+def test_health(client):
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["index"] is None and body["generation"] >= 1
+
+
+def test_stats(client, index):
+    body = client.get("/api/stats").json()
+    stats = index.stats()
+    assert body["articles"] == stats.articles == 5
+    assert body["chunks"] == stats.chunks > 5
+    names = {s["name"]: s["articles"] for s in body["sources"]}
+    assert names == {"联合早报": 1, "新浪财经": 1, "Evil Times": 1, "Test Wire": 2}
+    assert body["sources"][0]["name"] == "Test Wire"  # most articles first
+    assert body["date_from"].startswith("2019-03-02") and body["date_to"].startswith("2022-07-25")
+    assert body["model"] == HashEmbedder().model and body["backend"] == "hash"
+    assert re.match(r"\d{4}-\d\d-\d\dT", body["built_at"])
+    assert body["generation"] == index.generation()
+
+
+def test_ask_answers_the_seed_question_with_the_cited_paragraph(client):
+    r = client.post("/api/ask", json={"question": SEED_QUESTION, "mode": "lexical"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["question"] == body["searched"] == SEED_QUESTION
+    assert body["mode"] == "lexical" and body["follow_up"] is False and body["took_ms"] > 0
+    top = body["passages"][0]
+    assert "32.2万起" in top["text"]
+    cite = top["citation"]
+    assert cite["url"] == SEED_000_URL and cite["source"] == "联合早报"
+    assert cite["title"] == "习近平指示打击电信网络诈骗：推进国际执法合作"
+    assert cite["published"].startswith("2021-04-10")
+    assert cite["path"] == "000_9ab89037dc83bcbe.md"
+    for p in body["passages"]:
+        c = p["citation"]
+        expected = f"¶{c['para_start']}" if c["para_start"] == c["para_end"] else f"¶{c['para_start']}–{c['para_end']}"
+        assert c["paragraphs"] == expected
+        for start, end in p["highlights"]:
+            assert 0 <= start < end <= len(p["text"])
+        if p["best_sentence"] is not None:
+            assert 0 <= p["best_sentence"][0] < p["best_sentence"][1] <= len(p["text"])
+    assert [p["rank"] for p in body["passages"]] == list(range(1, len(body["passages"]) + 1))
+    highlighted = [top["text"][s:e] for s, e in top["highlights"]]
+    assert any("诈骗" in h or "2020" in h for h in highlighted), highlighted
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_ask_is_the_library_search(client, index, mode):
+    """Differential: the API returns exactly what Index.search returns."""
+    filters = {"sources": ["联合早报", "新浪财经"], "date_from": "2020-01-01"}
+    r = client.post("/api/ask", json={"question": "国际执法合作", "top_k": 7, "mode": mode, "filters": filters})
+    assert r.status_code == 200, r.text
+    result = index.search("国际执法合作", k=7, mode=mode, filters=SearchFilters(sources=("联合早报", "新浪财经"), date_from="2020-01-01"))
+    got = r.json()["passages"]
+    assert len(got) == len(result.hits) > 0
+    for p, hit in zip(got, result.hits):
+        assert p["text"] == hit.text and p["rank"] == hit.rank
+        assert p["score"] == pytest.approx(hit.score)
+        assert p["citation"]["article_id"] == hit.citation.article_id
+        assert p["highlights"] == [[s.start, s.end] for s in hit.highlights]
+
+
+def test_get_ask_matches_post(client):
+    post = client.post("/api/ask", json={"question": SEED_QUESTION, "top_k": 3, "mode": "hybrid"}).json()
+    get = client.get("/api/ask", params={"q": SEED_QUESTION, "k": 3, "mode": "hybrid"})
+    assert get.status_code == 200
+    assert passage_keys(get.json()) == passage_keys(post)
+    filtered = client.get("/api/ask", params=[("q", "telecom fraud"), ("source", "Test Wire"), ("date_from", "2019-01-01")])
+    assert filtered.status_code == 200
+    assert {p["citation"]["source"] for p in filtered.json()["passages"]} == {"Test Wire"}
+
+
+def test_filters_restrict_sources_and_dates(client):
+    r = client.post("/api/ask", json={"question": "quokka telecom fraud", "filters": {"sources": ["Test Wire"]}, "top_k": 10})
+    passages = r.json()["passages"]
+    assert passages and {p["citation"]["source"] for p in passages} == {"Test Wire"}
+    r = client.post(
+        "/api/ask", json={"question": "电信诈骗 fraud", "top_k": 10, "filters": {"date_from": "2019-01-01", "date_to": "2019-12-31"}}
+    )
+    passages = r.json()["passages"]
+    assert passages and all(p["citation"]["published"].startswith("2019-") for p in passages)
+    # a date_to that is a day includes the whole day
+    r = client.post("/api/ask", json={"question": "telecom fraud", "filters": {"date_from": "2019-12-30", "date_to": "2019-12-30"}})
+    assert [p["citation"]["title"] for p in r.json()["passages"]][:1] == ["Police report on telecom fraud in 2019"]
+    # nothing in range: an empty list, not an error
+    r = client.post("/api/ask", json={"question": SEED_QUESTION, "filters": {"date_to": "2000-01-01"}})
+    assert r.status_code == 200 and r.json()["passages"] == []
+    r = client.post("/api/ask", json={"question": SEED_QUESTION, "filters": {"sources": ["No Such Outlet"]}})
+    assert r.status_code == 200 and r.json()["passages"] == []
+
+
+def test_max_per_article(client):
+    r = client.post("/api/ask", json={"question": "电信网络诈骗", "top_k": 10, "filters": {"max_per_article": 1}})
+    ids = [p["citation"]["article_id"] for p in r.json()["passages"]]
+    assert ids and len(ids) == len(set(ids))
+
+
+def test_follow_up_is_searched_with_the_previous_question(client):
+    r = client.post("/api/ask", json={"question": "那2021年呢？", "history": [SEED_QUESTION], "mode": "lexical"})
+    body = r.json()
+    assert body["question"] == "那2021年呢？"
+    assert body["searched"] == "2021年破获了多少电信网络诈骗案件？"
+    assert body["follow_up"] is True
+    assert any("诈骗" in p["text"] for p in body["passages"])
+    r = client.post("/api/ask", json={"question": "那2021年呢？"})
+    assert r.json()["searched"] == "那2021年呢？" and r.json()["follow_up"] is False
+
+
+def test_article_endpoint_with_url_characters_in_the_id(client, index):
+    r = client.get("/api/articles/" + quote(QUOKKA_ID, safe=""))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    article = index.article(QUOKKA_ID)
+    assert body["id"] == QUOKKA_ID and body["paragraphs"] == list(article.paragraphs)
+    assert body["title"] == "Quokka census on Rottnest Island" and body["url"] is None
+    assert body["source"] == "Test Wire" and body["path"] == "sub dir/q&a #1?.md"
+    # slashes and ':' may also be sent unencoded
+    r = client.get("/api/articles/path:sub%20dir/q&a%20%231%3F.md")
+    assert r.status_code == 200 and r.json()["id"] == QUOKKA_ID
+
+
+def test_every_cited_article_opens(client, index):
+    body = client.post("/api/ask", json={"question": "电信诈骗 quokka fraud", "top_k": 20}).json()
+    ids = {p["citation"]["article_id"] for p in body["passages"]}
+    assert len(ids) >= 3
+    for article_id in ids:
+        r = client.get("/api/articles/" + quote(article_id, safe=""))
+        assert r.status_code == 200
+        assert r.json()["paragraphs"] == list(index.article(article_id).paragraphs)
+    cited = body["passages"][0]
+    paragraphs = client.get("/api/articles/" + quote(cited["citation"]["article_id"], safe="")).json()["paragraphs"]
+    start, end = cited["citation"]["para_start"], cited["citation"]["para_end"]
+    assert cited["text"] in "\n\n".join(paragraphs[start - 1 : end])
+
+
+def test_unknown_article_is_404(client):
+    message = assert_error(client.get("/api/articles/url:0000000000000000"), 404, "article_not_found")
+    assert "url:0000000000000000" in message
+    assert_error(client.get("/api/articles/" + quote("path:no/such file?.md", safe="")), 404, "article_not_found")
+
+
+# --- bad input ---------------------------------------------------------------
+
+LONG = "问" * 1001
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"question": ""}, 422, "empty"),
+        ({"question": " \n\t　 "}, 422, "empty"),
+        ({"question": LONG}, 422, "1000"),
+        ({}, 422, "question"),
+        ({"question": 42}, 422, "question"),
+        ({"question": "x", "top_k": 0}, 422, "top_k"),
+        ({"question": "x", "top_k": 51}, 422, "top_k"),
+        ({"question": "x", "top_k": "five"}, 422, "top_k"),
+        ({"question": "x", "mode": "fuzzy"}, 422, "mode"),
+        ({"question": "x", "filters": {"date_from": "2021-02-30"}}, 422, "date_from"),
+        ({"question": "x", "filters": {"date_to": "yesterday"}}, 422, "date_to"),
+        ({"question": "x", "filters": {"date_from": "2021-05-01", "date_to": "2021-04-01"}}, 422, "after"),
+        ({"question": "x", "filters": {"sources": "联合早报"}}, 422, "sources"),
+        ({"question": "x", "filters": {"colour": "red"}}, 422, "colour"),
+        ({"question": "x", "history": ["q"] * 21}, 422, "history"),
+        ({"question": "x", "history": [LONG]}, 422, "history"),
+        ({"question": "x", "topk": 3}, 422, "topk"),
+    ],
+)
+def test_bad_post_bodies_get_clear_errors(client, body, status, needle):
+    message = assert_error(client.post("/api/ask", json=body), status)
+    assert needle in message
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        ("{not json", {"content-type": "application/json"}),
+        ("", {"content-type": "application/json"}),
+        ('["a", "list"]', {"content-type": "application/json"}),
+        ('"just a string"', {"content-type": "application/json"}),
+        ("question=hello", {"content-type": "application/x-www-form-urlencoded"}),
+        (b"\xff\xfe\x00garbage", {"content-type": "application/json"}),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_400(client, content, headers):
+    message = assert_error(client.post("/api/ask", content=content, headers=headers), 400, "invalid_json")
+    assert "JSON" in message
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({}, "q"),
+        ({"q": "   "}, "empty"),
+        ({"q": LONG}, "1000"),
+        ({"q": "x", "k": 0}, "k"),
+        ({"q": "x", "k": 99}, "k"),
+        ({"q": "x", "k": "many"}, "k"),
+        ({"q": "x", "mode": "semantic"}, "mode"),
+        ({"q": "x", "date_from": "2021/04/10"}, "date"),
+        ({"q": "x", "date_from": "2022-01-01", "date_to": "2021-01-01"}, "after"),
+    ],
+)
+def test_bad_query_strings_get_clear_errors(client, params, needle):
+    message = assert_error(client.get("/api/ask", params=params), 422)
+    assert needle in message
+
+
+def test_unknown_routes_and_methods_are_json(client):
+    assert_error(client.get("/api/nothing-here"), 404, "not_found")
+    assert_error(client.delete("/api/ask"), 405, "method_not_allowed")
+
+
+# --- the page and the docs ---------------------------------------------------
+
+
+def test_chat_page_is_served_without_external_resources(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert '<meta name="viewport"' in r.text
+    for name in ("index.html", "app.js", "app.css"):
+        text = (STATIC_DIR / name).read_text(encoding="utf-8")
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), name
+        assert "@import" not in text and "url(http" not in text
+        served = client.get(f"/static/{name}")
+        assert served.status_code == 200 and served.text == text
+    js = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    # article text is only ever inserted as text
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in js, sink
+
+
+def test_docs_and_openapi_work_offline(client):
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/ask", "/api/articles/{article_id}", "/api/stats", "/api/health"):
+        assert path in schema["paths"], path
+    assert "examples" in json.dumps(schema["components"]["schemas"]["AskRequest"])
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", docs.text)
+    assert assets
+    for asset in assets:
+        assert asset.startswith("/"), f"/docs loads {asset} from outside"
+        assert client.get(asset).status_code == 200, asset
+
+
+# --- no index yet, hot reload, concurrency -------------------------------------
+
+
+def test_missing_index_is_503_until_it_is_built(tmp_path):
+    index_dir = tmp_path / "not-yet"
+    app = create_app(index_dir, embedder=HashEmbedder(), reload_interval_s=0.0)
+    with TestClient(app) as c:
+        message = assert_error(c.post("/api/ask", json={"question": SEED_QUESTION}), 503, "index_not_found")
+        assert f"qa index FOLDER --index {index_dir}" in message
+        assert_error(c.get("/api/ask", params={"q": "x"}), 503, "index_not_found")
+        assert_error(c.get("/api/stats"), 503, "index_not_found")
+        assert_error(c.get("/api/articles/x"), 503, "index_not_found")
+        health = c.get("/api/health")
+        assert health.status_code == 503 and health.json()["status"] == "no index"
+        # bad input is still reported as bad input
+        assert_error(c.post("/api/ask", content="{", headers={"content-type": "application/json"}), 400)
+        assert c.get("/").status_code == 200  # the page still loads and can say so
+
+        build(index_dir, *SEEDS)
+        r = c.post("/api/ask", json={"question": SEED_QUESTION, "mode": "lexical"})
+        assert r.status_code == 200, r.text
+        assert "32.2万起" in r.json()["passages"][0]["text"]
+        assert c.get("/api/health").json()["status"] == "ok"
+
+
+def test_a_model_mismatch_is_503_with_the_reason(corpus):
+    with TestClient(create_app(corpus[1], embedder=HashEmbedder(dimension=32))) as c:
+        message = assert_error(c.post("/api/ask", json={"question": "x"}), 503, "index_mismatch")
+        assert "hash-embedder-64" in message
+
+
+def test_hot_reload_while_serving(tmp_path):
+    """qa index updates the index under a running server: the next request sees the new
+    article, no request fails during the swap, the old generation is closed once unused,
+    and the one embedding model is shared by both generations."""
+    index_dir = tmp_path / "index"
+    build(index_dir, *SEEDS)
+    embedder = HashEmbedder()
+    opened: list = []
+    closed: list = []
+
+    def opener(path, emb):
+        idx = Index.open(path, emb)
+        opened.append((idx, emb))
+        original_close = idx.close
+        idx.close = lambda: (closed.append(idx), original_close())[1]
+        return idx
+
+    app = create_app(index_dir, embedder=embedder, reload_interval_s=0.05, opener=opener)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    with serve_in_thread(app) as url:
+
+        def hammer():
+            with httpx.Client(base_url=url, timeout=30) as http:
+                while not stop.is_set():
+                    r = http.post("/api/ask", json={"question": SEED_QUESTION, "top_k": 3})
+                    statuses.append(r.status_code)
+
+        with ThreadPoolExecutor(4) as pool:
+            workers = [pool.submit(hammer) for _ in range(4)]
+            time.sleep(0.3)
+            assert httpx.post(url + "/api/ask", json={"question": "quokka census", "mode": "lexical"}).json()["passages"] == []
+            extra = write_articles(tmp_path / "extra", {k: v for k, v in EXTRA.items() if k.startswith("sub dir")})
+            build(index_dir, *SEEDS, extra, embedder=embedder)
+            deadline = time.monotonic() + 10
+            while True:
+                r = httpx.post(url + "/api/ask", json={"question": "quokka census", "mode": "lexical"})
+                assert r.status_code == 200
+                if r.json()["passages"]:
+                    break
+                assert time.monotonic() < deadline, "the new generation was not picked up"
+                time.sleep(0.05)
+            assert r.json()["passages"][0]["citation"]["article_id"] == QUOKKA_ID
+            time.sleep(0.3)
+            stop.set()
+            for w in workers:
+                w.result()
+        stats = httpx.get(url + "/api/stats").json()
+        assert stats["articles"] == 3 and stats["generation"] == 2
+
+    assert statuses and set(statuses) == {200}, [s for s in statuses if s != 200][:5]
+    assert len(opened) == 2 and all(emb is embedder for _, emb in opened)
+    assert opened[0][0] in closed  # the old generation, once its last request finished
+    assert opened[1][0] in closed  # the current one, at shutdown
+
+
+def test_an_old_generation_stays_open_for_requests_in_flight(tmp_path):
+    from qa.server import IndexHolder
+
+    index_dir = tmp_path / "index"
+    build(index_dir, *SEEDS)
+    embedder = HashEmbedder()
+    holder = IndexHolder(index_dir, embedder=embedder, reload_interval_s=0.0)
+    holder.start()
+    with holder.lease() as old:
+        extra = write_articles(tmp_path / "extra", {k: v for k, v in EXTRA.items() if k.startswith("wire/")})
+        build(index_dir, *SEEDS, extra, embedder=embedder)
+        with holder.lease() as new:
+            assert new is not old and new.generation() == old.generation() + 1
+        # still usable while this request holds it
+        assert old.search(SEED_QUESTION, k=1, mode="lexical").hits
+        assert old.stats().articles == 2 and new.stats().articles == 3
+    with pytest.raises(Exception):
+        old.search(SEED_QUESTION, k=1, mode="lexical")  # closed once the lease ended
+    holder.close()
+
+
+def test_fifty_simultaneous_requests_are_all_answered_correctly(corpus):
+    questions = [SEED_QUESTION, "quokka census", "telecom fraud 2019", "国际执法合作", "那2021年呢？"]
+    app = create_app(corpus[1], embedder=HashEmbedder())
+    with serve_in_thread(app) as url:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            expected = {q: passage_keys(http.post("/api/ask", json={"question": q, "top_k": 4}).json()) for q in questions}
+
+        barrier = threading.Barrier(50)
+
+        def ask(i: int):
+            q = questions[i % len(questions)]
+            with httpx.Client(base_url=url, timeout=60) as http:
+                barrier.wait()
+                r = http.post("/api/ask", json={"question": q, "top_k": 4})
+            return q, r.status_code, r.json()
+
+        with ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(ask, range(50)))
+    for q, status, body in results:
+        assert status == 200, body
+        assert passage_keys(body) == expected[q]
