@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load: cannot read {args.url}/api/stats ({exc}): is `qa serve` running?", file=sys.stderr)
         return 2
 
+    with httpx.Client(base_url=args.url, timeout=60) as http:  # warm-up, not timed
+        for body in QUESTIONS:
+            http.post("/api/ask", json={**body, "mode": args.mode})
+
     latencies: list[float] = []
     errors: Counter = Counter()
     lock = threading.Lock()

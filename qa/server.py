@@ -362,6 +362,10 @@ class IndexHolder:
         index = self._opener(self.index_dir, self.embedder)
         if self.embedder is None:
             self.embedder = getattr(index, "embedder", None)
+        # Warm up before serving: the first search loads the tokenizer's dictionary and the
+        # model's kernels (seconds), which no request should wait for.
+        with contextlib.suppress(errors.QAError):
+            index.search("warm-up 预热", k=1, mode="hybrid")
         return index
 
     def _swap(self, index: Any) -> None:
