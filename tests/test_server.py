@@ -492,3 +492,52 @@ def test_fifty_simultaneous_requests_are_all_answered_correctly(corpus):
     for q, status, body in results:
         assert status == 200, body
         assert passage_keys(body) == expected[q]
+
+
+# --- the qa serve command ---------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_qa_serve_command(corpus, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = {**os.environ, "QA_INDEX": str(corpus[1])}  # the default for --index
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        first = proc.stdout.readline() + proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in first and str(corpus[1]) in first, first
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+        r = httpx.get(f"http://127.0.0.1:{port}/api/ask", params={"q": SEED_QUESTION, "mode": "lexical"})
+        assert "32.2万起" in r.json()["passages"][0]["text"]
+
+        # the port is now taken: a second server says so and exits 2
+        second = subprocess.run(
+            [sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path), "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr and "--port" in second.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
