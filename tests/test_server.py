@@ -541,3 +541,32 @@ def test_qa_serve_command(corpus, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --- the real default model -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_client(tmp_path_factory):
+    """The seeds indexed with the real default model; the server loads the model the
+    manifest names (no embedder given), once."""
+    from qa.embed import load_embedder
+
+    index_dir = tmp_path_factory.mktemp("real") / "index"
+    build(index_dir, *SEEDS, embedder=load_embedder())
+    with TestClient(create_app(index_dir)) as c:
+        yield c
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+def test_real_default_model_answers_the_seed_question(real_client, mode):
+    r = real_client.post("/api/ask", json={"question": SEED_QUESTION, "mode": mode})
+    assert r.status_code == 200, r.text
+    top = r.json()["passages"][0]
+    assert "32.2万起" in top["text"]
+    assert top["citation"]["url"] == SEED_000_URL
+    holder = real_client.app.state.holder
+    assert holder.embedder is not None and holder.embedder.backend != "hash"
+    stats = real_client.get("/api/stats").json()
+    assert stats["model"] == holder.embedder.model
