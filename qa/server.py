@@ -35,7 +35,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -569,34 +568,23 @@ def _stats(index: Any, holder: IndexHolder) -> StatsOut:
     )
 
 
-def _docs_page(app: FastAPI) -> HTMLResponse:
-    """Swagger UI from the swagger-ui-bundle package, or a plain local page of the schema."""
-    try:
-        import swagger_ui_bundle  # noqa: F401  (only to know the assets are installed)
-    except ImportError:
-        schema = app.openapi()
-        rows = []
-        for path, ops in schema.get("paths", {}).items():
-            for method, op in ops.items():
-                rows.append(
-                    f"<h2><code>{html.escape(method.upper())} {html.escape(path)}</code></h2>"
-                    f"<p>{html.escape(op.get('summary', ''))}</p>"
-                    f"<p>{html.escape(op.get('description', ''))}</p>"
-                )
-        body = "".join(rows)
-        pretty = html.escape(json.dumps(schema, ensure_ascii=False, indent=2))
-        return HTMLResponse(
-            "<!doctype html><meta charset=utf-8><title>qa API</title>"
-            "<body style='font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem'>"
-            f"<h1>{html.escape(app.title)} — API</h1><p>Schema: <a href='/openapi.json'>/openapi.json</a></p>"
-            f"{body}<details><summary>OpenAPI schema</summary><pre>{pretty}</pre></details>"
-        )
-    return get_swagger_ui_html(
-        openapi_url=app.openapi_url or "/openapi.json",
-        title=f"{app.title} — API",
-        swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-        swagger_css_url="/docs-assets/swagger-ui.css",
-        swagger_favicon_url="/docs-assets/favicon-32x32.png",
+def _plain_docs_page(app: FastAPI) -> HTMLResponse:
+    """/docs without Swagger UI (fastapi-offline not installed): the schema, readable, all local."""
+    schema = app.openapi()
+    rows = []
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            rows.append(
+                f"<h2><code>{html.escape(method.upper())} {html.escape(path)}</code></h2>"
+                f"<p>{html.escape(op.get('summary', ''))}</p>"
+                f"<p style='white-space:pre-wrap'>{html.escape(op.get('description', ''))}</p>"
+            )
+    pretty = html.escape(json.dumps(schema, ensure_ascii=False, indent=2))
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><title>qa API</title>"
+        "<body style='font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem'>"
+        f"<h1>{html.escape(app.title)} API</h1><p>Schema: <a href='/openapi.json'>/openapi.json</a></p>"
+        f"{''.join(rows)}<details><summary>OpenAPI schema</summary><pre>{pretty}</pre></details>"
     )
 
 
@@ -632,15 +620,24 @@ def create_app(
         finally:
             holder.close()
 
-    app = FastAPI(
+    settings: dict[str, Any] = dict(
         title="qa",
         summary="Ask questions of a folder of news articles; get ranked source passages with citations.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
         responses=_ERROR_RESPONSES,
     )
+    try:  # Swagger UI and ReDoc with their assets served from the package, not a CDN
+        from fastapi_offline import FastAPIOffline
+
+        app = FastAPIOffline(static_url="/docs-assets", **settings)
+    except ImportError:
+        app = FastAPI(docs_url=None, redoc_url=None, **settings)
+
+        @app.get("/docs", include_in_schema=False)
+        def docs() -> HTMLResponse:
+            return _plain_docs_page(app)
+
     app.add_exception_handler(errors.QAError, _qa_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
@@ -712,17 +709,6 @@ def create_app(
             return JSONResponse(body.model_dump(), status_code=503)
         generation = index.generation() if hasattr(index, "generation") else None
         return HealthOut(status="ok", index=None, generation=generation)
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return _docs_page(app)
-
-    try:
-        import swagger_ui_bundle
-
-        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
-    except ImportError:
-        pass
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -348,18 +348,27 @@ def test_chat_page_is_served_without_external_resources(client):
         assert sink not in js, sink
 
 
-def test_docs_and_openapi_work_offline(client):
-    schema = client.get("/openapi.json").json()
-    for path in ("/api/ask", "/api/articles/{article_id}", "/api/stats", "/api/health"):
-        assert path in schema["paths"], path
-    assert "examples" in json.dumps(schema["components"]["schemas"]["AskRequest"])
-    docs = client.get("/docs")
-    assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
-    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", docs.text)
-    assert assets
-    for asset in assets:
-        assert asset.startswith("/"), f"/docs loads {asset} from outside"
-        assert client.get(asset).status_code == 200, asset
+@pytest.mark.parametrize("swagger", [True, False], ids=["swagger-ui", "plain"])
+def test_docs_and_openapi_work_offline(corpus, monkeypatch, swagger):
+    if swagger:
+        pytest.importorskip("fastapi_offline", reason="fastapi-offline (local Swagger UI assets) not installed")
+    else:
+        monkeypatch.setitem(__import__("sys").modules, "fastapi_offline", None)  # as if not installed
+    with TestClient(create_app(corpus[1], embedder=HashEmbedder())) as c:
+        schema = c.get("/openapi.json").json()
+        for path in ("/api/ask", "/api/articles/{article_id}", "/api/stats", "/api/health"):
+            assert path in schema["paths"], path
+        assert "examples" in json.dumps(schema["components"]["schemas"]["AskRequest"])
+        pages = ["/docs", "/redoc"] if swagger else ["/docs"]
+        for page in pages:
+            docs = c.get(page)
+            assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
+            assets = re.findall(r"""(?:src|href|url)\s*[=:]\s*["']([^"']+)["']""", docs.text)
+            assert assets
+            for asset in assets:
+                assert asset.startswith("/") and not asset.startswith("//"), f"{page} loads {asset} from outside"
+                assert c.get(asset).status_code == 200, asset
+            assert "fonts.googleapis" not in docs.text
 
 
 # --- no index yet, hot reload, concurrency -------------------------------------
