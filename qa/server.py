@@ -393,9 +393,10 @@ class IndexHolder:
             if time.monotonic() < self._next_check:
                 return
             try:
-                if self._current is None:
+                current = self._current
+                if current is None:
                     self._swap(self._open())
-                elif self._current.index.is_stale():
+                elif current.index.is_stale():
                     log.info("index at %s changed on disk: opening the new generation", self.index_dir)
                     self._swap(self._open())
             except errors.QAError as exc:
