@@ -400,9 +400,9 @@ class IndexHolder:
                     log.info("index at %s changed on disk: opening the new generation", self.index_dir)
                     self._swap(self._open())
             except errors.QAError as exc:
-                self._last_error = exc
-                if self._current is not None:
+                if self._current is not None and str(exc) != str(self._last_error):  # once, not every second
                     log.warning("keeping the current index: the new one cannot be opened: %s", exc)
+                self._last_error = exc
             finally:
                 self._next_check = time.monotonic() + self._interval
         finally:
