@@ -364,3 +364,118 @@ def test_spread_takes_evenly_spaced_questions(tmp_path):
     assert [q.text for q in sub.queries] == ["问0甲？", "问1甲？", "问2甲？", "问3甲？", "问4甲？"]
     assert len(sub.articles) == 5 and set(sub.qrels) == {q.id for q in sub.queries}
     assert ds.spread(100) is ds
+
+
+# ---------------------------------------------------------------- whole runs (fake model)
+
+EVAL_DIR = Path(__file__).resolve().parents[1] / "eval"
+
+_PARAGRAPHS = [
+    ("2020年全国公安机关破获电信网络诈骗案件32.2万起，抓获犯罪嫌疑人36.1万名。", ["2020年破获了多少电信网络诈骗案件？"]),
+    ("国际油价周一大幅上涨百分之三，布伦特原油期货收于每桶五十美元。", ["布伦特原油期货收于多少？"]),
+    ("强台风周二在广东沿海登陆，数万居民被紧急疏散。", ["台风在哪里登陆？", "多少居民被疏散？"]),
+    ("The central bank kept interest rates unchanged on Thursday.", ["Did the central bank change interest rates?"]),
+    ("多国周一开始为医护人员接种新冠疫苗。", ["谁先接种疫苗？"]),
+]
+
+
+def _run_module(name: str):
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(EVAL_DIR))  # news_proxy.py imports run.py beside it
+    try:
+        spec = importlib.util.spec_from_file_location(f"eval_{name}", EVAL_DIR / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(EVAL_DIR))
+    return module
+
+
+def test_evaluate_scores_what_index_search_returns(tmp_path):
+    from qa.embed import HashEmbedder
+    from qa.evaluation import MODES, build_index, evaluate_index
+    from qa.records import SearchFilters
+
+    ds = load_squad(_squad(tmp_path / "zh.json", _PARAGRAPHS))
+    embedder = HashEmbedder()
+    built = build_index(ds, embedder, tmp_path / "index", progress=False)
+    try:
+        assert (built.documents, built.chunks) == (5, 5)
+        report = evaluate_index(built, ds, embedder, MODES, progress=False)
+        # differential: the report's metrics are those of Index.search's own rankings
+        for mode_report in report.modes:
+            rankings = {
+                q.id: [
+                    h.citation.article_id
+                    for h in built.index.search(
+                        q.text, k=100, mode=mode_report.mode, filters=SearchFilters(max_per_article=1)
+                    ).hits
+                ]
+                for q in ds.queries
+            }
+            assert mode_report.metrics == score_rankings(rankings, ds.qrels)
+            assert mode_report.failed_queries == 0
+            assert mode_report.query_ms_median > 0
+    finally:
+        built.index.close()
+    lexical = next(m for m in report.modes if m.mode == "lexical")
+    assert lexical.metrics.recall[1] >= 0.8  # the questions reuse their paragraph's words
+    assert all(m.metrics.recall[100] == 1.0 for m in report.modes)  # 5 documents: all retrieved
+    data = report.as_dict()
+    for mode in MODES:
+        assert {"recall@1", "recall@5", "recall@10", "recall@100", "mrr@10", "ndcg@10"} <= set(data[mode])
+        assert all(0.0 <= data[mode][key] <= 1.0 for key in ("recall@1", "mrr@10", "ndcg@10"))
+        assert data[mode]["index_seconds"] > 0 and data[mode]["query_ms_median"] > 0
+    assert data["_meta"]["documents"] == 5 and data["_meta"]["model"] == embedder.model
+
+
+def test_runner_writes_json_markdown_and_plot(tmp_path, capsys):
+    run = _run_module("run")
+    dataset = _squad(tmp_path / "zh.json", _PARAGRAPHS)
+    out = tmp_path / "out"
+    code = run.main(
+        [
+            "--dataset", str(dataset), "--mode", "all", "--model", "hash", "--limit", "4", "--quiet",
+            "--json", str(out / "r.json"), "--markdown", str(out / "r.md"), "--plot", str(out / "r.png"),
+            "--workdir", str(tmp_path),
+        ]
+    )
+    assert code == 0
+    data = json.loads((out / "r.json").read_text(encoding="utf-8"))
+    assert set(data) == {"dense", "lexical", "hybrid", "_meta"}
+    assert data["hybrid"]["questions"] == 4 and data["_meta"]["documents"] == 5  # corpus stays whole
+    assert len(data["dense"]["recall_curve"]) == 100
+    table = (out / "r.md").read_text(encoding="utf-8")
+    assert table.count("\n| dense |") == 1 and "| lexical |" in table and "| hybrid |" in table
+    assert (out / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| hybrid |" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("qa-eval-")] == []  # index removed
+
+
+def test_runner_one_mode_and_clear_errors(tmp_path, capsys):
+    run = _run_module("run")
+    zh = _squad(tmp_path / "zh.json", _PARAGRAPHS)
+    code = run.main(["--dataset", str(zh), "--mode", "lexical", "--model", "hash", "--quiet",
+                     "--json", str(tmp_path / "l.json")])
+    assert code == 0
+    assert set(json.loads((tmp_path / "l.json").read_text(encoding="utf-8"))) == {"lexical", "_meta"}
+    short = _squad(tmp_path / "en.json", _PARAGRAPHS[:2])
+    assert run.main(["--dataset", str(zh), "--questions", str(short), "--model", "hash", "--quiet"]) == 2
+    assert "does not align" in capsys.readouterr().err
+    assert run.main(["--dataset", str(tmp_path / "none.json"), "--model", "hash"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_news_proxy_runner(tmp_path, capsys):
+    proxy = _run_module("news_proxy")
+    root = _news_folder(tmp_path / "news")
+    code = proxy.main(["--corpus", str(root), "--articles", "3", "--model", "hash", "--quiet",
+                       "--json", str(tmp_path / "p.json"), "--markdown", str(tmp_path / "p.md")])
+    assert code == 0
+    data = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))
+    assert data["_meta"]["proxy"] is True and data["_meta"]["documents"] == 3
+    assert data["hybrid"]["questions"] == 3
+    assert "PROXY" in (tmp_path / "p.md").read_text(encoding="utf-8")
+    assert "PROXY" in capsys.readouterr().err
