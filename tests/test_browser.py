@@ -113,7 +113,7 @@ def test_ask_shows_a_cited_passage_from_the_expected_article(page):
     texts = answer.locator(".passage").all_inner_texts()
     assert any("32.2万起" in t for t in texts), texts
     assert page.input_value("#question") == ""
-    page.screenshot(path=str(ARTIFACTS / "chat-desktop.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-desktop.png"))
 
 
 def test_follow_up_shows_what_was_searched(page):
@@ -123,7 +123,8 @@ def test_follow_up_shows_what_was_searched(page):
     assert "2021年破获了多少电信网络诈骗案件？" in searched
     assert answer.locator(".card").count() > 0
     assert any("诈骗" in t for t in answer.locator(".passage").all_inner_texts())
-    page.screenshot(path=str(ARTIFACTS / "chat-follow-up.png"), full_page=True)
+    page.wait_for_timeout(800)  # let the smooth scroll to the new answer finish
+    page.screenshot(path=str(ARTIFACTS / "chat-follow-up.png"))
 
 
 def test_article_text_is_never_run_as_html(page):
@@ -204,5 +205,5 @@ def test_phone_width_english(page):
     answer = ask(page, SEED_QUESTION)
     assert answer.locator(".card").count() > 0
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
-    page.screenshot(path=str(ARTIFACTS / "chat-phone.png"), full_page=False)
-    page.screenshot(path=str(ARTIFACTS / "chat-phone-full.png"), full_page=True)
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "chat-phone.png"))
