@@ -526,27 +526,34 @@ TIMING_QUESTIONS = 300  # at most this many questions timed, spread over the set
 
 
 def evaluate_mode(
-    index, dataset: RetrievalDataset, mode: str, *, depth: int = DEPTH, progress: bool = True
+    index,
+    dataset: RetrievalDataset,
+    mode: str,
+    *,
+    depth: int = DEPTH,
+    progress: bool = True,
+    timing_questions: int = TIMING_QUESTIONS,
 ) -> ModeReport:
     """Ask every question in one mode and score the rankings.
 
     Rankings come from a search for ``depth`` hits, at most one per article.
     Latency is timed apart, on a search for TIMING_K hits (what a person asks
     for; highlighting 100 hits would dominate the time otherwise), over at
-    most TIMING_QUESTIONS questions spread over the set."""
+    most ``timing_questions`` questions spread over the set (0: no timing,
+    the latencies are NaN)."""
     from tqdm import tqdm
 
     rankings: dict[str, list[str]] = {}
     times: list[float] = []
     failed = 0
-    step = max(1, math.ceil(len(dataset.queries) / TIMING_QUESTIONS))
+    step = max(1, math.ceil(len(dataset.queries) / timing_questions)) if timing_questions > 0 else 0
     for n, query in enumerate(tqdm(dataset.queries, desc=f"{mode:>7} questions", unit="q", disable=not progress)):
         try:
             rankings[query.id] = rank_documents(index, query.text, mode, depth)
         except InvalidQuery:
             failed += 1
             continue
-        if n % step == 0:
+        if step and n % step == 0:
             start = time.perf_counter()
             index.search(query.text, k=TIMING_K, mode=mode)
             times.append((time.perf_counter() - start) * 1000)
@@ -575,6 +582,7 @@ def evaluate_index(
     *,
     depth: int = DEPTH,
     progress: bool = True,
+    timing_questions: int = TIMING_QUESTIONS,
     extra: Mapping[str, object] | None = None,
 ) -> EvalReport:
     """Evaluate an index already built (one embedding pass may serve several
@@ -582,7 +590,10 @@ def evaluate_index(
     for mode in modes:
         if mode not in MODES:
             raise DatasetError(f"unknown mode {mode!r}: choose from {', '.join(MODES)}")
-    reports = tuple(evaluate_mode(built.index, dataset, m, depth=depth, progress=progress) for m in modes)
+    reports = tuple(
+        evaluate_mode(built.index, dataset, m, depth=depth, progress=progress, timing_questions=timing_questions)
+        for m in modes
+    )
     return EvalReport(
         dataset=dataset.name,
         model=embedder.model,
@@ -632,7 +643,8 @@ def markdown_table(report: EvalReport) -> str:
     for m in report.modes:
         d = m.metrics.as_dict()
         cells = [f"{d[key]:.3f}" for key in ("recall@1", "recall@5", "recall@10", "recall@100", "mrr@10", "ndcg@10")]
-        lines.append(f"| {m.mode} | " + " | ".join(cells) + f" | {m.query_ms_median:.1f} |")
+        ms = "–" if math.isnan(m.query_ms_median) else f"{m.query_ms_median:.1f}"
+        lines.append(f"| {m.mode} | " + " | ".join(cells) + f" | {ms} |")
     for m in report.modes:
         if m.failed_queries:
             lines.append(f"\n{m.mode}: {m.failed_queries} questions refused by the index (counted as not found).")
