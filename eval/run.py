@@ -48,10 +48,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_model(name: str | None, device: str = "cpu", backend: str = "auto"):
     """The embedder named on the command line ('hash': the fake one)."""
-    if name == "hash":
-        from qa.embed import HashEmbedder
-
-        return HashEmbedder()
     from qa.embed import load_embedder
 
     return load_embedder(name, device=device, backend=backend)
