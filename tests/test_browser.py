@@ -207,3 +207,12 @@ def test_phone_width_english(page):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     page.wait_for_timeout(800)
     page.screenshot(path=str(ARTIFACTS / "chat-phone.png"))
+
+
+def test_passages_without_any_question_word_are_flagged_as_weak(page):
+    answer = ask(page, "zyzzyva quixotic")  # no word of it occurs in any article
+    assert answer.locator(".card").count() > 0  # the closest in meaning are still shown
+    assert answer.locator(".card mark").count() == 0
+    assert answer.locator(".weak").is_visible()
+    answer = ask(page, SEED_QUESTION)
+    assert answer.locator(".weak").count() == 0

@@ -36,6 +36,7 @@
       paragraph: (n) => `第 ${n} 段`,
       score: "相关度",
       results: (n) => `找到 ${n} 个相关段落`,
+      weak: "这些段落都不含问题中的词语，只是意思上最接近的，未必回答了问题。",
       examples: ["2020年破获了多少电信网络诈骗案件？", "公安部如何推进国际执法合作？", "李克强对打击电信诈骗有什么批示？"],
       noIndex: "索引还没有建好。",
     },
@@ -70,6 +71,7 @@
       paragraph: (n) => `paragraph ${n}`,
       score: "score",
       results: (n) => `${n} relevant passage${n === 1 ? "" : "s"}`,
+      weak: "None of these passages contains the words of your question: they are only the closest in meaning and may not answer it.",
       examples: ["2020年破获了多少电信网络诈骗案件？", "How does China fight telecom fraud across borders?", "What did Li Keqiang say about fraud?"],
       noIndex: "The index is not built yet.",
     },
@@ -321,6 +323,9 @@
       return;
     }
     answer.append(el("p", "summary muted", `${t("results", passages.length)} · ${Math.round(body.took_ms)} ms`));
+    if (passages.every((p) => !(p.highlights && p.highlights.length))) {
+      answer.append(el("p", "weak", t("weak")));
+    }
     const list = el("ol", "cards");
     for (const passage of passages) list.append(renderCard(passage));
     answer.append(list);
