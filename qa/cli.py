@@ -127,7 +127,12 @@ def _cmd_serve(args) -> int:
                   "pick another port with --port", file=sys.stderr)  # fmt: skip
             return EXIT_ERROR
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s", stream=sys.stderr)
-    app = create_app(index_dir, model=args.model, reload_interval_s=args.reload_interval)
+    embedder = None  # default: the model the index was built with, loaded once by the server
+    if args.model:
+        from qa.embed import load_embedder
+
+        embedder = load_embedder(args.model)  # a model that cannot load is a one-line error, exit 2
+    app = create_app(index_dir, embedder=embedder, reload_interval_s=args.reload_interval)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.host in ("0.0.0.0", "::"):
         shown = "127.0.0.1"
