@@ -402,6 +402,14 @@ def test_a_model_mismatch_is_503_with_the_reason(corpus):
         assert "hash-embedder-64" in message
 
 
+def test_model_named_at_start_up_is_loaded_once_and_checked(corpus):
+    with TestClient(create_app(corpus[1], model="hash-embedder-64")) as c:
+        assert c.post("/api/ask", json={"question": SEED_QUESTION}).status_code == 200
+        assert c.app.state.holder.embedder.model == "hash-embedder-64"
+    with TestClient(create_app(corpus[1], model="hash-32")) as c:
+        assert_error(c.post("/api/ask", json={"question": SEED_QUESTION}), 503, "index_mismatch")
+
+
 def test_hot_reload_while_serving(tmp_path):
     """qa index updates the index under a running server: the next request sees the new
     article, no request fails during the swap, the old generation is closed once unused,
@@ -547,6 +555,13 @@ def test_qa_serve_command(corpus, tmp_path):
         )  # fmt: skip
         assert second.returncode == 2
         assert f"cannot listen on 127.0.0.1:{port}" in second.stderr and "--port" in second.stderr
+        # a model that cannot be loaded: one line, exit 2, before listening
+        bad = subprocess.run(
+            [sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path), "--port", str(_free_port()),
+             "--model", str(tmp_path / "no-such-model")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert bad.returncode == 2 and "no-such-model" in bad.stderr and "Traceback" not in bad.stderr
     finally:
         proc.terminate()
         proc.wait(timeout=30)
