@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{dataset.name}: sampled and read in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         print(PROXY_NOTE, file=sys.stderr)
         start = time.perf_counter()
-        embedder = load_model(args.model, args.device, args.backend)
+        embedder = load_model(args.model, args.device, args.backend, args.threads)
         load_seconds = time.perf_counter() - start
         report = evaluate(
             dataset,
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": args.seed,
                 "max_chunks_per_article": args.max_chunks_per_article or None,
                 "proxy": True,
+                "threads": args.threads,
             },
         )
         write_outputs(report, args)

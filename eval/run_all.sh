@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 SHARED="${SHARED:-../shared}"
 OUT=eval/results
 mkdir -p "$OUT"
+# THREADS=1 is much faster than 2 when other jobs share the cores (see eval/README.md)
+T=(${THREADS:+--threads "$THREADS"})
 XQ="$SHARED/datasets/xquad"
-python eval/run.py --dataset "$XQ/xquad.zh.json" --mode all \
+python eval/run.py --dataset "$XQ/xquad.zh.json" --mode all "${T[@]}" \
     --json "$OUT/xquad-zh-zh.json" --markdown "$OUT/xquad-zh-zh.md" --plot "$OUT/xquad-zh-zh.png"
-python eval/run.py --dataset "$XQ/xquad.zh.json" --questions "$XQ/xquad.en.json" --mode all \
+python eval/run.py --dataset "$XQ/xquad.zh.json" --questions "$XQ/xquad.en.json" --mode all "${T[@]}" \
     --json "$OUT/xquad-en-zh.json" --markdown "$OUT/xquad-en-zh.md" --plot "$OUT/xquad-en-zh.png"
-python eval/news_proxy.py --corpus "$SHARED/corpus" --articles 1500 --seed 0 --max-chunks-per-article 4 --mode all \
+python eval/news_proxy.py --corpus "$SHARED/corpus" --articles 1500 --seed 0 --max-chunks-per-article 4 --mode all "${T[@]}" \
     --json "$OUT/news-proxy.json" --markdown "$OUT/news-proxy.md" --plot "$OUT/news-proxy.png"
