@@ -666,9 +666,12 @@ def plot_recall_curves(report: EvalReport, path: str | Path) -> None:
             ks = sorted(m.metrics.recall)
             ax.plot(ks, [m.metrics.recall[k] for k in ks], label=f"{m.mode} (R@1 {m.metrics.recall[1]:.3f})")
         ax.set_xscale("log")
+        ticks = [k for k in (1, 2, 5, 10, 20, 50, 100) if k <= max((max(m.metrics.recall) for m in report.modes), default=1)]
+        ax.set_xticks(ticks, [str(k) for k in ticks])
         ax.set_xlabel("k (documents retrieved)")
         ax.set_ylabel("Recall@k")
-        ax.set_ylim(0, 1.01)
+        lowest = min((m.metrics.recall[1] for m in report.modes), default=0.0)
+        ax.set_ylim(max(0.0, math.floor((lowest - 0.05) * 10) / 10), 1.005)  # zoom in where the curves are
         ax.grid(True, which="both", alpha=0.3)
         title = report.dataset + (" — proxy" if report.notes else "")
         ax.set_title(title, fontsize=9)
