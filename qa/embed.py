@@ -225,22 +225,35 @@ def load_embedder(
     * anything else: a sentence-transformers model name (from the local
       Hugging Face cache) or a local model directory.
 
-    ``backend``: "auto" or "sentence-transformers". Raises
-    :class:`~qa.errors.ModelNotAvailable` when the model cannot be loaded here.
+    ``backend``: "auto" or "sentence-transformers"; for the default model
+    also "onnx" (ONNX Runtime, fp32, same vectors) or "onnx-int8" (dynamically
+    quantised, recorded as its own model id), see :mod:`qa.onnx_embed`.
+    Raises :class:`~qa.errors.ModelNotAvailable` when the model cannot be
+    loaded here.
     """
     from qa import e5build
 
-    if backend not in ("auto", "sentence-transformers", "hash"):
-        raise ModelNotAvailable(
-            f"unknown embedding backend {backend!r}: use auto or sentence-transformers"
-        )
+    backends = ("auto", "sentence-transformers", "onnx", "onnx-int8", "hash")
+    if backend not in backends:
+        raise ModelNotAvailable(f"unknown embedding backend {backend!r}: use one of {', '.join(backends)}")
     name = (model or "default").strip()
     match = _HASH_NAME.match(name)
     if match or backend == "hash":
         return HashEmbedder(int(match.group(1)) if match and match.group(1) else 64)
-    if name in ("default", e5build.DEFAULT_MODEL_ID):
+    int8_id = e5build.DEFAULT_MODEL_ID + "+onnx-int8"
+    if name in ("default", e5build.DEFAULT_MODEL_ID, int8_id):
+        if name == int8_id:
+            backend = "onnx-int8"
         model_dir = e5build.default_model_dir(cache_dir)
+        if backend in ("onnx", "onnx-int8"):
+            if device != "cpu":
+                raise ModelNotAvailable("the onnx backend runs on the CPU only: use --device cpu")
+            from qa.onnx_embed import OnnxEmbedder
+
+            return OnnxEmbedder.for_default_model(model_dir, quantized=backend == "onnx-int8", batch_size=batch_size)
         return SentenceTransformerEmbedder(
             model_dir, model_id=e5build.DEFAULT_MODEL_ID, device=device, batch_size=batch_size
         )
+    if backend in ("onnx", "onnx-int8"):
+        raise ModelNotAvailable(f"the onnx backend is offered for the default model only, not for {name!r}")
     return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size)
