@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import random
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,8 +36,6 @@ from qa import fusion  # noqa: E402
 from qa.lexical import LexicalIndex, tokenize  # noqa: E402
 
 DEPTH = 100  # candidates per side, as Index.search asks for
-POOL_SIZE = 500
-POOL_SEED = 20240501
 WEIGHTS = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0]
 
 
@@ -70,16 +67,32 @@ class Encoder:
         self._p = lambda texts: np.asarray(model.passage(texts), dtype=np.float32).reshape(len(texts), -1)
 
     def encode(self, texts: Sequence[str], kind: str, cache: Path, label: str) -> np.ndarray:
-        digest = hashlib.sha1(("\x00".join(texts) + kind).encode("utf-8")).hexdigest()[:12]
-        path = cache / f"{self.name}_{label}_{digest}.npy"
-        if path.exists():
-            return np.load(path, allow_pickle=False)
-        fn = self._q if kind == "query" else self._p
-        out = [fn(list(texts[i : i + 16])) for i in tqdm(range(0, len(texts), 16), desc=f"embed {label}")]
-        vectors = np.vstack(out).astype(np.float32)
-        cache.mkdir(parents=True, exist_ok=True)
-        np.save(path, vectors, allow_pickle=False)
-        return vectors
+        """Vectors of ``texts``; each text is embedded once ever (cache: one .npz per engine and kind)."""
+        store = cache / f"{self.name}_{kind}_vectors.npz"
+        keys, vectors = np.zeros(0, dtype="<U40"), np.zeros((0, 0), dtype=np.float32)
+        if store.exists():
+            with np.load(store, allow_pickle=False) as data:
+                keys, vectors = data["keys"], data["vectors"]
+        position = {k: i for i, k in enumerate(keys.tolist())}
+        wanted = [_key(t) for t in texts]
+        missing = list(dict.fromkeys(t for t, k in zip(texts, wanted) if k not in position))
+        if missing:
+            fn = self._q if kind == "query" else self._p
+            new = np.vstack(
+                [fn(missing[i : i + 16]) for i in tqdm(range(0, len(missing), 16), desc=f"embed {label}")]
+            ).astype(np.float32)
+            keys = np.concatenate([keys, np.array([_key(t) for t in missing], dtype="<U40")])
+            vectors = new if len(vectors) == 0 else np.vstack([vectors, new])
+            cache.mkdir(parents=True, exist_ok=True)
+            tmp = store.with_suffix(".tmp.npz")
+            np.savez(tmp, keys=keys, vectors=vectors)
+            tmp.replace(store)
+            position = {k: i for i, k in enumerate(keys.tolist())}
+        return vectors[[position[k] for k in wanted]]
+
+
+def _key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 # --- data ---
@@ -109,24 +122,16 @@ def squad(path: Path) -> tuple[list[str], list[tuple[str, int, int]]]:
     return contexts, questions
 
 
-def news_pool(corpus: Path, needed: set[str]) -> list[tuple[str, list[str]]]:
-    """The seeded 500-article sample the paraphrase questions were written over."""
+def news_pool(corpus: Path) -> list[tuple[str, list[str]]]:
+    """The 500 articles the paraphrase questions were written over (eval/data/news_pool.txt:
+    a seeded sample of Chinese articles with 4-40 paragraphs), paragraphs of 15+ characters."""
     from qa.ingest import read_file
 
-    files = sorted(p.name for p in corpus.iterdir())
-    random.Random(POOL_SEED).shuffle(files)
+    names = (ROOT / "eval" / "data" / "news_pool.txt").read_text(encoding="utf-8").split("\n")
     pool: list[tuple[str, list[str]]] = []
-    for name in files:
-        if len(pool) >= POOL_SIZE and needed <= {f for f, _ in pool}:
-            break
-        try:
-            article = read_file(corpus / name, corpus)
-        except Exception:  # noqa: BLE001 - unreadable files are simply not sampled
-            continue
-        paragraphs = [p for p in article.paragraphs if len(p) >= 15]
-        if article.language.startswith("zh") and 4 <= len(paragraphs) <= 40:
-            if len(pool) < POOL_SIZE or name in needed:
-                pool.append((name, paragraphs))
+    for name in tqdm([n for n in names if n], desc="read news pool"):
+        article = read_file(corpus / name, corpus)
+        pool.append((name, [p for p in article.paragraphs if len(p) >= 15]))
     return pool
 
 
@@ -156,7 +161,7 @@ def load_sets(shared: Path, cache: Path, encoder: Encoder, news: bool = True) ->
         pass
     elif corpus.is_dir():
         items = [json.loads(line) for line in qfile.read_text(encoding="utf-8").splitlines() if line.strip()]
-        pool = news_pool(corpus, {it["file"] for it in items})
+        pool = news_pool(corpus)
         article_of = {name: i for i, (name, _) in enumerate(pool)}
         paragraphs = [p for _, paras in pool for p in paras]
         groups = np.array([i for i, (_, paras) in enumerate(pool) for _ in paras])

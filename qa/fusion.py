@@ -22,6 +22,14 @@ One parameter, ``LEXICAL_WEIGHT``, chosen on half of XQuAD (zh->zh and en->zh
 questions of articles 0-23) and checked on the other half and on hand-written
 paraphrased questions over real news (``eval/tune_fusion.py`` reproduces it).
 Naive reciprocal-rank fusion is kept as :func:`rrf` for comparison only.
+
+Measured (mE5-small, 100 candidates per side), Recall@1:
+
+    |                      | XQuAD zh->zh | XQuAD en->zh | news paraphrase |
+    | dense                | 0.897        | 0.719        | 0.898           |
+    | lexical (BM25)       | 0.923        | 0.122        | 0.811           |
+    | naive RRF            | 0.934        | 0.241        | 0.882           |
+    | hybrid (this module) | 0.945        | 0.724        | 0.921           |
 """
 
 from __future__ import annotations
