@@ -360,7 +360,7 @@ class Store:
         return np.array([r for (r,) in found], dtype=np.int64)
 
     def counts(self) -> dict[str, int]:
-        ((articles, sources),) = self._query("SELECT count(*), count(DISTINCT source) FROM articles")
+        ((articles, sources),) = self._query("SELECT count(*), count(DISTINCT NULLIF(source, '')) FROM articles")
         ((chunks,),) = self._query("SELECT count(*) FROM chunks")
         return {"articles": articles, "chunks": chunks, "sources": sources}
 
