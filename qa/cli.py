@@ -199,6 +199,155 @@ def _cmd_model(args) -> int:
 _SUBCOMMANDS.append(_add_model)
 
 
+def _index_dir(args):
+    """--index, else $QA_INDEX, else ./index."""
+    import os
+    from pathlib import Path
+
+    return Path(args.index or os.environ.get("QA_INDEX") or "index")
+
+
+def _add_index(sub) -> None:
+    p = sub.add_parser(
+        "index",
+        help="build or update the search index from folders of articles",
+        description="Read article files/folders and build or update the index in DIR. Incremental: "
+        "new and changed articles are added, articles no longer there are removed, unchanged "
+        "passages are never embedded again. An interrupted run leaves the previous index usable; "
+        "run it again to finish.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="article files or folders (recursive)")
+    p.add_argument("--index", metavar="DIR", default=None, help="the index directory (default: $QA_INDEX, else index)")
+    p.add_argument("--model", default=None,
+                   help="embedding model: a sentence-transformers name or directory (default: the model "
+                   "the index was built with; for a new index multilingual-e5-small)")  # fmt: skip
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default: cpu)")
+    p.add_argument("--backend", default="auto", choices=["auto", "sentence-transformers", "onnx", "onnx-int8"],
+                   help="how the model runs (default: auto)")  # fmt: skip
+    p.add_argument("--ann", default="flat", choices=["flat", "hnsw"],
+                   help="vector search: flat (exact, default) or hnsw (approximate, for large collections)")  # fmt: skip
+    p.add_argument("--keep-missing", action="store_true",
+                   help="keep articles already indexed whose files were not given this time")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_index)
+
+
+def _cmd_index(args) -> int:
+    import itertools
+    import logging
+    import time
+
+    from qa.embed import load_embedder
+    from qa.index import Index, MANIFEST, embedder_for, read_manifest
+    from qa.ingest import iter_articles
+    from qa.records import ReadReport
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # its DEBUG notes are not for people
+    started = time.perf_counter()
+    index_dir = _index_dir(args)
+    report = ReadReport()
+    articles = iter_articles(args.paths, report)
+    first = next(articles, None)  # an empty or wrong folder must not empty the index
+    if first is None:
+        raise QAError(
+            f"no articles found in {', '.join(args.paths)} ({report.files_seen} files read); "
+            "the index was left as it is"
+        )
+    if args.model is None and (index_dir / MANIFEST).exists():
+        embedder = embedder_for(read_manifest(index_dir), device=args.device, lazy=True)
+    else:
+        embedder = load_embedder(args.model, device=args.device, backend=args.backend,
+                                 cache_dir=_model_cache_dir(args))  # fmt: skip
+    result = Index.update(
+        index_dir, itertools.chain([first], articles), embedder,
+        remove_missing=not args.keep_missing, progress=not args.quiet, ann=args.ann,
+    )
+    skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(report.skipped_by_reason().items()))
+    print(
+        f"files read: {report.files_seen} ({report.articles} articles, {report.duplicates} duplicates, "
+        f"{len(report.skipped)} skipped" + (f": {skipped}" if skipped else "") + ")\n"
+        f"articles: {result.articles_added} added, {result.articles_changed} changed, "
+        f"{result.articles_removed} removed, {result.articles_unchanged} unchanged\n"
+        f"chunks: {result.chunks_embedded} embedded, {result.chunks_reused} reused, "
+        f"{result.chunks_removed} removed\n"
+        f"model: {embedder.model} ({embedder.backend}, {embedder.dimension} dimensions); ann: {args.ann}"
+    )
+    if result.up_to_date and result.chunks_embedded == 0:
+        print("nothing to embed: index is up to date")
+    print(
+        f"index: {index_dir.resolve()} (generation {result.generation}: {result.articles} articles, "
+        f"{result.chunks} chunks); {time.perf_counter() - started:.1f} s"
+    )
+    return EXIT_OK
+
+
+_SUBCOMMANDS.append(_add_index)
+
+
+def _add_ask(sub) -> None:
+    p = sub.add_parser(
+        "ask",
+        help="ask a question; print the best passages with their citations",
+        description="Search the index for passages that answer QUESTION (Chinese or English) and "
+        "print them ranked, each with its citation: title, source, date, paragraphs, link or file.",
+    )
+    p.add_argument("question", metavar="QUESTION")
+    p.add_argument("--index", metavar="DIR", default=None, help="the index directory (default: $QA_INDEX, else index)")
+    p.add_argument("-k", type=int, default=5, help="how many passages (1-100, default 5)")
+    p.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"],
+                   help="hybrid (default), dense (meaning) or lexical (words, BM25)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="published on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="published on or before DATE (a date: the whole day)")
+    p.add_argument("--source", action="append", default=[], metavar="S", help="only this source (repeatable)")
+    p.add_argument("--tag", action="append", default=[], metavar="T", help="only articles with this tag (repeatable)")
+    p.add_argument("--max-per-article", type=int, default=None, metavar="N", help="at most N passages per article")
+    p.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default: cpu)")
+    p.set_defaults(func=_cmd_ask)
+
+
+def _format_hit(hit) -> str:
+    c = hit.citation
+    head = f"{hit.rank}. [{hit.score:.3f}] {c.title or '(untitled)'}"
+    meta = " · ".join(x for x in (c.source, (c.published or "")[:10], c.paragraphs) if x)
+    where = c.url or c.path
+    body = "\n".join("   " + line for line in hit.highlighted.splitlines() if line.strip())
+    return f"{head}\n   {meta}\n   {where}\n{body}"
+
+
+def _cmd_ask(args) -> int:
+    import json
+
+    from qa.index import Index
+    from qa.records import SearchFilters, to_dict
+
+    embedder = None
+    if args.model:
+        from qa.embed import load_embedder
+
+        embedder = load_embedder(args.model, device=args.device, cache_dir=_model_cache_dir(args))
+    filters = SearchFilters(
+        date_from=args.date_from, date_to=args.date_to, sources=tuple(args.source),
+        tags=tuple(args.tag), max_per_article=args.max_per_article,
+    )
+    with Index.open(_index_dir(args), embedder) as index:
+        result = index.search(args.question, k=args.k, mode=args.mode, filters=filters)
+    if args.json:
+        print(json.dumps(to_dict(result), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not result.hits:
+        print("no passages found" + (" (try fewer filters)" if filters != SearchFilters() else ""))
+        return EXIT_OK
+    print("\n\n".join(_format_hit(h) for h in result.hits))
+    print(f"\n{len(result.hits)} passages, {args.mode}, {result.seconds * 1000:.0f} ms")
+    return EXIT_OK
+
+
+_SUBCOMMANDS.append(_add_ask)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)

@@ -163,13 +163,45 @@ def _check_embedder(manifest: dict, embedder: Embedder, root: Path) -> None:
         )
 
 
-def _embedder_for(manifest: dict, device: str = "cpu") -> Embedder:
-    """Load the model the manifest names (raises ModelNotAvailable)."""
-    from qa.embed import load_embedder  # real models: heavy imports, only when needed
+def embedder_for(manifest: dict, device: str = "cpu", *, lazy: bool = False) -> Embedder:
+    """The model the manifest names (raises ModelNotAvailable).
 
+    ``lazy``: load it only when it is first asked to embed, so an update that
+    finds nothing to embed never loads a model.
+    """
     built = manifest["embedding"]
     backend = built["backend"] if built["backend"] in ("onnx", "hash") else "auto"
-    return load_embedder(built["model"], device=device, backend=backend)
+
+    def load() -> Embedder:
+        from qa.embed import load_embedder  # real models: heavy imports, only when needed
+
+        return load_embedder(built["model"], device=device, backend=backend)
+
+    if not lazy:
+        return load()
+    return _LazyEmbedder(built["model"], built["backend"], int(built["dimension"]), load)
+
+
+class _LazyEmbedder(Embedder):
+    """Stands for a model, known by name and dimension, until it must embed."""
+
+    def __init__(self, model: str, backend: str, dimension: int, load):
+        self.model, self.backend, self.dimension = model, backend, dimension
+        self._load, self._inner = load, None
+
+    def _embedder(self) -> Embedder:
+        if self._inner is None:
+            inner = self._load()
+            if (inner.model, inner.dimension) != (self.model, self.dimension):
+                raise IndexMismatch(f"loading {self.model!r} gave {inner.model!r} ({inner.dimension} dimensions)")
+            self._inner = inner
+        return self._inner
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embedder().embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._embedder().embed_passages(texts, progress=progress)
 
 
 def _fsync_tree(path: Path) -> None:
@@ -356,7 +388,7 @@ class Index:
         root = Path(path)
         manifest = read_manifest(root)
         if embedder is None:
-            embedder = _embedder_for(manifest)
+            embedder = embedder_for(manifest)
         _check_embedder(manifest, embedder, root)
         for _attempt in range(3):
             try:

@@ -1,0 +1,140 @@
+"""`qa index` and `qa ask`: the fake model for plumbing, the default model for the acceptance questions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "articles"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    target = tmp_path / "articles"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+@pytest.fixture
+def built(folder, tmp_path, capsys) -> Path:
+    index = tmp_path / "index"
+    code, out, _ = run(capsys, "index", str(folder), "--index", str(index), "--model", "hash", "--quiet")
+    assert code == 0, out
+    return index
+
+
+def test_index_summary_and_noop_rerun(built, folder, capsys):
+    code, out, _ = run(capsys, "index", str(folder), "--index", str(built), "--quiet")
+    assert code == 0
+    assert "articles: 0 added, 0 changed, 0 removed, 7 unchanged" in out
+    assert "chunks: 0 embedded" in out
+    assert "nothing to embed: index is up to date" in out
+    assert "model: hash-embedder-64" in out  # the model the index was built with
+
+
+def test_index_incremental(built, folder, capsys):
+    (folder / "rotterdam-heat-pumps.md").unlink()
+    seed = folder / "000_9ab89037dc83bcbe.md"
+    seed.write_text(seed.read_text(encoding="utf-8") + "\n\n<p>新增的一段：警方再次提醒市民提防诈骗。</p>\n", encoding="utf-8")
+    code, out, _ = run(capsys, "index", str(folder), "--index", str(built), "--quiet")
+    assert code == 0
+    assert "articles: 0 added, 1 changed, 1 removed, 5 unchanged" in out
+    assert "nothing to embed" not in out
+    assert "generation 2" in out
+
+
+def test_index_empty_folder_leaves_index(built, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "index", str(empty), "--index", str(built))
+    assert code == 2 and "no articles found" in err and "left as it is" in err
+    assert json.loads((built / "manifest.json").read_text())["counts"]["articles"] == 7
+    code, _, err = run(capsys, "index", str(tmp_path / "missing"), "--index", str(built))
+    assert code == 2 and "missing" in err
+
+
+def test_index_model_mismatch(built, folder, capsys):
+    code, _, err = run(capsys, "index", str(folder), "--index", str(built), "--model", "hash-32", "--quiet")
+    assert code == 2 and "built with the model 'hash-embedder-64'" in err
+
+
+def test_ask_text(built, capsys):
+    code, out, _ = run(capsys, "ask", "2020年破获了多少电信网络诈骗案件？", "--index", str(built),
+                       "-k", "2", "--mode", "lexical")  # fmt: skip
+    assert code == 0
+    assert out.startswith("1. [")
+    assert "习近平指示打击电信网络诈骗" in out and "联合早报 · 2021-04-10 · ¶6" in out
+    assert "https://www.zaobao.com/" in out and "**" in out and "32.2万起" in out
+    assert "2 passages, lexical" in out
+
+
+def test_ask_json_and_filters(built, capsys, monkeypatch):
+    monkeypatch.setenv("QA_INDEX", str(built))  # the default index directory
+    code, out, _ = run(capsys, "ask", "电信网络诈骗", "--json", "-k", "4", "--source", "新浪财经")
+    assert code == 0
+    result = json.loads(out)
+    assert result["question"] == "电信网络诈骗" and result["mode"] == "hybrid"
+    assert len(result["hits"]) == 4 and [h["rank"] for h in result["hits"]] == [1, 2, 3, 4]
+    assert {h["citation"]["source"] for h in result["hits"]} == {"新浪财经"}
+    hit = result["hits"][0]
+    assert set(hit) >= {"score", "text", "highlights", "best_sentence", "citation", "dense_score", "lexical_score"}
+    code, out, _ = run(capsys, "ask", "电信网络诈骗", "--from", "2030-01-01", "--to", "2030-12-31")
+    assert code == 0 and "no passages found" in out
+
+
+def test_ask_errors(built, tmp_path, capsys):
+    code, _, err = run(capsys, "ask", "问题", "--index", str(tmp_path / "nothing"))
+    assert code == 2 and "qa index PATH --index" in err
+    code, _, err = run(capsys, "ask", "问题", "--index", str(built), "--from", "someday")
+    assert code == 2 and "invalid date" in err
+    code, _, err = run(capsys, "ask", "  ", "--index", str(built))
+    assert code == 2 and "empty" in err
+    code, _, err = run(capsys, "ask", "问题", "--index", str(built), "-k", "0")
+    assert code == 2 and "k must" in err
+
+
+# --- the default model: the acceptance questions over the sample folder ---------------
+
+
+@pytest.fixture(scope="module")
+def default_index(tmp_path_factory):
+    from qa.embed import load_embedder
+    from qa.errors import ModelNotAvailable
+    from qa.index import Index
+    from qa.ingest import iter_articles
+    from qa.records import ReadReport
+
+    try:
+        embedder = load_embedder(None)
+    except ModelNotAvailable as exc:  # pragma: no cover - the wheel is a declared dependency
+        pytest.skip(f"default model unavailable: {exc}")
+    path = tmp_path_factory.mktemp("default") / "index"
+    Index.update(path, iter_articles([EXAMPLES], ReadReport()), embedder, progress=False)
+    return path
+
+
+@pytest.mark.slow
+def test_default_model_acceptance(default_index, capsys):
+    def ask(question: str, k: int) -> list[dict]:
+        code, out, _ = run(capsys, "ask", question, "--index", str(default_index), "-k", str(k), "--json")
+        assert code == 0
+        return json.loads(out)["hits"]
+
+    first = ask("2020年破获了多少电信网络诈骗案件？", 1)[0]
+    assert "32.2万起" in first["text"] and first["citation"]["path"].startswith("000_")
+    top3 = ask("What share of telecom fraud is committed from abroad?", 3)
+    assert any("80%" in h["text"] and h["citation"]["path"].startswith("001_") for h in top3)
+    traditional = ask("2020年破獲了多少電信網絡詐騙案件？", 1)[0]
+    assert "32.2万起" in traditional["text"]
