@@ -27,7 +27,7 @@ fi
 if [ "${QA_SKIP_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
         echo "setup: installing Debian chromium + chromium-driver for the browser tests"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null
     else
         echo "setup: /usr/bin/chromium missing and cannot apt-get install it here: browser tests will be skipped"
     fi
