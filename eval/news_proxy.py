@@ -25,9 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from run import add_common_arguments, load_model, modes_of, write_outputs
-
-from qa.errors import QAError
+from run import add_common_arguments, evaluate_and_write, run_guarded
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
@@ -55,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from qa.evaluation import PROXY_NOTE, evaluate, title_proxy_dataset
+    from qa.evaluation import PROXY_NOTE, title_proxy_dataset
 
-    try:
+    def body() -> None:
         start = time.perf_counter()
         dataset = title_proxy_dataset(
             args.corpus,
@@ -67,33 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{dataset.name}: sampled and read in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         print(PROXY_NOTE, file=sys.stderr)
-        start = time.perf_counter()
-        embedder = load_model(args.model, args.device, args.backend, args.threads)
-        load_seconds = time.perf_counter() - start
-        report = evaluate(
-            dataset,
-            embedder,
-            modes_of(args.mode),
-            workdir=args.workdir,
-            progress=not args.quiet,
-            extra={
-                "model_load_seconds": load_seconds,
-                "articles": len(dataset.articles),
-                "seed": args.seed,
-                "max_chunks_per_article": args.max_chunks_per_article or None,
-                "proxy": True,
-                "threads": args.threads,
-            },
-        )
-        write_outputs(report, args)
-    except QAError as exc:
-        print(f"eval/news_proxy.py: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"eval/news_proxy.py: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        extra = {
+            "articles": len(dataset.articles),
+            "seed": args.seed,
+            "max_chunks_per_article": args.max_chunks_per_article or None,
+            "proxy": True,
+        }
+        evaluate_and_write(dataset, args, extra)
 
+    return run_guarded("eval/news_proxy.py", body)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -106,37 +106,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from qa.evaluation import evaluate, load_dataset
+def evaluate_and_write(dataset, args: argparse.Namespace, extra: dict) -> None:
+    """Load the model named by args, evaluate dataset in args.mode, write the outputs."""
+    from qa.evaluation import evaluate
 
+    start = time.perf_counter()
+    embedder = load_model(args.model, args.device, args.backend, args.threads)
+    load_seconds = time.perf_counter() - start
+    print(
+        f"{dataset.name}: {len(dataset.articles)} documents, {len(dataset.queries)} questions; "
+        f"model {embedder.model} ({embedder.backend}, loaded in {load_seconds:.1f} s)",
+        file=sys.stderr,
+    )
+    report = evaluate(
+        dataset,
+        embedder,
+        modes_of(args.mode),
+        workdir=args.workdir,
+        progress=not args.quiet,
+        extra={"model_load_seconds": load_seconds, "threads": args.threads, **extra},
+    )
+    write_outputs(report, args)
+
+
+def run_guarded(prog: str, body) -> int:
+    """Run body(); a domain error or an unwritable output path is a one-line message and exit 2."""
     try:
-        dataset = load_dataset(args.dataset, args.questions, args.split).limited(args.limit)
-        start = time.perf_counter()
-        embedder = load_model(args.model, args.device, args.backend, args.threads)
-        load_seconds = time.perf_counter() - start
-        print(
-            f"{dataset.name}: {len(dataset.articles)} documents, {len(dataset.queries)} questions; "
-            f"model {embedder.model} ({embedder.backend}, loaded in {load_seconds:.1f} s)",
-            file=sys.stderr,
-        )
-        report = evaluate(
-            dataset,
-            embedder,
-            modes_of(args.mode),
-            workdir=args.workdir,
-            progress=not args.quiet,
-            extra={"model_load_seconds": load_seconds, "limit": args.limit, "threads": args.threads},
-        )
-        write_outputs(report, args)
-    except QAError as exc:
-        print(f"eval/run.py: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # an output path that cannot be written
-        print(f"eval/run.py: error: {exc}", file=sys.stderr)
+        body()
+    except (QAError, OSError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from qa.evaluation import load_dataset
+
+    def body() -> None:
+        dataset = load_dataset(args.dataset, args.questions, args.split).limited(args.limit)
+        evaluate_and_write(dataset, args, {"limit": args.limit})
+
+    return run_guarded("eval/run.py", body)
 
 if __name__ == "__main__":
     sys.exit(main())
