@@ -507,7 +507,7 @@ class Index:
         mode, k outside 1..100, or bad filters.
         """
         started = time.perf_counter()
-        question = _check_question(question)
+        question = check_question(question)
         if mode not in MODES:
             raise InvalidQuery(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
@@ -573,7 +573,8 @@ class Index:
         return tuple(hits)
 
 
-def _check_question(question: str) -> str:
+def check_question(question: str) -> str:
+    """The question stripped, or InvalidQuery when it is not text, empty or too long."""
     if not isinstance(question, str):
         raise InvalidQuery("the question must be text")
     question = question.strip()

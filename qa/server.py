@@ -43,12 +43,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa import errors
 from qa.conversation import analyze
+from qa.index import MAX_QUESTION_CHARS, check_question
 from qa.records import Hit, SearchFilters
 
 log = logging.getLogger("qa.server")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 50
 MAX_HISTORY = 20
 DEFAULT_RELOAD_INTERVAL_S = 1.0
@@ -87,14 +87,11 @@ def _day_end(value: str) -> str:
 
 
 def _check_question(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("the question is empty: type a question")
-    if len(value) > MAX_QUESTION_CHARS:
-        raise ValueError(
-            f"the question is {len(value)} characters long; at most {MAX_QUESTION_CHARS} are searched"
-        )
-    return value
+    """The library's question check, as the ValueError pydantic validators expect."""
+    try:
+        return check_question(value)
+    except errors.InvalidQuery as exc:
+        raise ValueError(str(exc)) from None
 
 
 class Filters(BaseModel):
