@@ -34,6 +34,22 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _KEY_LINE = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s?(.*)$")
 
 
+_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def decode(data: bytes, path: str = "") -> str:
+    """Bytes to text: UTF-8 (with or without BOM), else GB18030. NUL bytes
+    mean a binary file."""
+    if b"\x00" in data[:8192]:
+        raise ReadError(path, "binary", "NUL bytes: not a text file")
+    for encoding in _ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ReadError(path, "encoding", "neither UTF-8 nor GB18030")
+
+
 @dataclass(frozen=True)
 class Parsed:
     """What one file says about itself, before body cleaning."""

@@ -62,7 +62,7 @@ def test_seed_000_jekyll():
 
 def test_seed_001_hexo():
     a = read_file(SEED_B, EXAMPLES)
-    assert a.url is None and a.id == "path:001_ce7fc6476a78629f.md"
+    assert a.url is None and a.id == "path:articles/001_ce7fc6476a78629f.md"
     assert a.published == "2022-07-25T02:54:50Z"
     assert (a.source, a.format, a.editor) == ("新浪财经", "hexo", "李墨轩")
     assert a.tags == ("金融", "新浪财经", "新浪财经－国內")
@@ -85,7 +85,7 @@ def test_file_names_with_spaces_and_quotes(tmp_path):
 def test_path_id_is_relative_to_the_folder_given(tmp_path):
     write(tmp_path / "a" / "b.txt", "标题\n\n正文内容。")
     a = read_file(tmp_path / "a" / "b.txt", tmp_path)
-    assert a.id == "path:a/b.txt" and a.path == "a/b.txt" and a.format == "text"
+    assert a.id == f"path:{tmp_path.name}/a/b.txt" and a.path == "a/b.txt" and a.format == "text"
     assert a.title == "标题" and a.paragraphs == ("正文内容。",)
 
 

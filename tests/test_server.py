@@ -58,7 +58,7 @@ author: Test Wire
 <p>Officers urged people to hang up on callers who ask for bank codes.</p>
 """,
 }
-QUOKKA_ID = "path:sub dir/q&a #1?.md"
+QUOKKA_ID = "path:extra/sub dir/q&a #1?.md"
 
 
 def write_articles(folder: Path, files: dict[str, str]) -> Path:
