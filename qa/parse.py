@@ -16,6 +16,7 @@ body and how to clean it; :mod:`qa.ingest` turns it into an Article.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -34,20 +35,61 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _KEY_LINE = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s?(.*)$")
 
 
-_ENCODINGS = ("utf-8-sig", "gb18030")
+# Byte order marks, longest first: a UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_MAX_BAD_UTF8 = 0.001
+"""Share of undecodable bytes a UTF-8 file may have and still be read (each
+becomes U+FFFD): one damaged byte in the middle of an article loses nothing
+else, while a file in another encoding has far more."""
 
 
 def decode(data: bytes, path: str = "") -> str:
-    """Bytes to text: UTF-8 (with or without BOM), else GB18030. NUL bytes
-    mean a binary file."""
-    if b"\x00" in data[:8192]:
+    """Bytes to text with ``\\n`` line ends.
+
+    A byte order mark decides (UTF-8, UTF-16 or UTF-32, either byte order);
+    without one, a NUL byte means a binary file, and the text is UTF-8, else
+    GB18030 (older Chinese files), else UTF-8 with a few damaged bytes
+    replaced. Anything else raises ReadError("encoding"); CR and CRLF line
+    ends (old Mac, Windows) become LF so that front matter fences are found.
+    """
+    return normalize_newlines(_decode(data, path))
+
+
+def _decode(data: bytes, path: str) -> str:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(encoding).lstrip("\ufeff")
+            except UnicodeDecodeError as exc:
+                raise ReadError(path, "encoding", f"not valid {encoding.upper()} after its byte order mark") from exc
+            if "\x00" in text:
+                raise ReadError(path, "binary", "NUL characters: not a text file")
+            return text
+    if b"\x00" in data:
         raise ReadError(path, "binary", "NUL bytes: not a text file")
-    for encoding in _ENCODINGS:
+    for encoding in ("utf-8", "gb18030"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ReadError(path, "encoding", "neither UTF-8 nor GB18030")
+    text = data.decode("utf-8", errors="replace")
+    damaged = text.count("\ufffd") - data.count("\ufffd".encode())
+    if damaged <= max(1, len(data) * _MAX_BAD_UTF8):
+        return text
+    raise ReadError(path, "encoding", "neither UTF-8 nor GB18030, and no byte order mark")
+
+
+def normalize_newlines(text: str) -> str:
+    """CRLF and lone CR line ends as LF."""
+    if "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 @dataclass(frozen=True)
@@ -66,6 +108,7 @@ class Parsed:
 
 def parse_document(text: str, suffix: str, path: str = "") -> Parsed:
     """Parse a decoded file; ``suffix`` (".md", ".html", ...) picks the reader."""
+    text = normalize_newlines(text)
     suffix = suffix.lower()
     if suffix in (".html", ".htm", ".xhtml"):
         return parse_html_page(text)
@@ -79,7 +122,7 @@ def parse_document(text: str, suffix: str, path: str = "") -> Parsed:
 
 def parse_front_matter_document(text: str, path: str = "") -> Parsed:
     """Format A or B: ``text`` starts with the opening ``---``."""
-    text = text.replace("\r\n", "\n")
+    text = normalize_newlines(text)
     end = _FENCE.search(text, 3)
     if end is None:
         raise ReadError(path, "front matter", "no closing '---'")
@@ -116,15 +159,21 @@ def parse_front_matter_document(text: str, path: str = "") -> Parsed:
 
 def parse_yaml(block: str, path: str = "") -> dict:
     """YAML front matter; when YAML rejects it (an unquoted title with ': ',
-    stray quotes), fall back to one ``key: value`` per line."""
+    stray quotes, an impossible date), fall back to one ``key: value`` per line.
+
+    Aliases (``*name``) are refused outright (ReadError "front matter"): no
+    article needs them, and they are how a few hundred bytes expand into
+    gigabytes ("billion laughs") or into a structure that contains itself.
+    """
+    _refuse_aliases(block, path)
     try:
         meta = yaml.load(block, Loader=_YAML_LOADER)
         if meta is None:
             meta = {}
         if isinstance(meta, dict):
             return meta
-    except yaml.YAMLError:
-        pass
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+        pass  # e.g. "date: 2020-13-45" fails in the constructor with ValueError
     meta: dict = {}
     key = None
     for line in block.split("\n"):
@@ -147,24 +196,40 @@ def parse_yaml(block: str, path: str = "") -> dict:
     return meta
 
 
+def _refuse_aliases(block: str, path: str) -> None:
+    """Raise ReadError when the YAML block uses an alias. The events are read
+    with the same (C) parser as the document, in time linear in its size and
+    before anything is built; a block YAML cannot even parse is left to the
+    caller's fallback."""
+    try:
+        for event in yaml.parse(block, Loader=_YAML_LOADER):
+            if isinstance(event, yaml.AliasEvent):
+                raise ReadError(path, "front matter", f"YAML alias *{event.anchor} (aliases are not allowed)")
+    except yaml.YAMLError:
+        return
+
+
 def parse_date(value) -> str | None:
     """Any date a file may hold (YAML timestamp, ISO 8601, RFC 822, a bare
-    date) as ISO 8601 UTC ``YYYY-MM-DDTHH:MM:SSZ``; None when unreadable.
-    A time without a zone is taken as UTC."""
+    date) as ISO 8601 UTC ``YYYY-MM-DDTHH:MM:SSZ``; None when unreadable,
+    and None when the moment falls outside the years 1-9999 once in UTC
+    (``0001-01-01T00:00:00+14:00``): such a date is a placeholder, not a
+    publication time. A time without a zone is taken as UTC."""
     if value is None or value == "" or value == []:
         return None
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, dt.date):
-        moment = dt.datetime(value.year, value.month, value.day)
-    else:
-        try:
+    try:
+        if isinstance(value, dt.datetime):
+            moment = value
+        elif isinstance(value, dt.date):
+            moment = dt.datetime(value.year, value.month, value.day)
+        else:
             moment = dateparser.parse(str(value).strip())
-        except (ValueError, OverflowError):
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz.UTC)
-    return moment.astimezone(tz.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz.UTC)
+        moment = moment.astimezone(tz.UTC)
+    except (ValueError, OverflowError, TypeError):
+        return None  # unreadable, or out of range once moved to UTC
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def parse_html_page(text: str) -> Parsed:
@@ -217,7 +282,7 @@ def _parse_markdown(text: str) -> Parsed:
 
 
 def _parse_text(text: str) -> Parsed:
-    text = text.lstrip("\ufeff").replace("\r\n", "\n")
+    text = normalize_newlines(text.lstrip("\ufeff"))
     lines = text.strip().split("\n", 1)
     title = ""
     if len(lines) == 2 and len(lines[0].strip()) <= 80 and lines[1].strip():
@@ -233,18 +298,27 @@ def _unquote(value: str) -> str:
 
 
 def _str(value) -> str:
-    if value is None:
+    """A front matter value as text: a list's items joined by ", "; nested
+    lists and mappings are not text and give nothing (no recursion, however
+    deep the YAML)."""
+    if value is None or isinstance(value, dict):
         return ""
-    if isinstance(value, list):
-        return ", ".join(_str(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(s for s in (_scalar(v) for v in value) if s)
+    return str(value).strip()
+
+
+def _scalar(value) -> str:
+    if value is None or isinstance(value, (list, tuple, dict)):
+        return ""
     return str(value).strip()
 
 
 def _strings(value) -> list[str]:
-    if value is None:
+    if value is None or isinstance(value, dict):
         return []
     if isinstance(value, (list, tuple)):
-        return [s for s in (_str(v) for v in value) if s]
+        return [s for s in (_scalar(v) for v in value) if s]
     return [s.strip() for s in str(value).split(",") if s.strip()]
 
 

@@ -1,11 +1,12 @@
 """Front matter, dates, formats and metadata (qa.parse)."""
 
+import codecs
 import datetime as dt
 
 import pytest
 
 from qa.errors import ReadError
-from qa.parse import parse_date, parse_document, parse_yaml
+from qa.parse import decode, parse_date, parse_document, parse_yaml
 
 JEKYLL = """---
 layout: post
@@ -155,3 +156,98 @@ def test_text_file_title_from_short_first_line():
     p = parse_document("标题在这里\n\n第一段。\n\n第二段。\n", ".txt")
     assert p.format == "text" and p.title == "标题在这里" and not p.body_is_html
     assert "标题" not in p.body
+
+
+# --- hostile and unusual input -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=14))),
+        "99999-01-01",
+        "2020-13-45",
+    ],
+)
+def test_dates_out_of_range_are_dropped(value):
+    assert parse_date(value) is None
+
+
+def test_dates_at_the_edges_of_the_calendar_keep_four_digit_years():
+    assert parse_date("0001-01-01T00:00:00Z") == "0001-01-01T00:00:00Z"
+    assert parse_date("9999-12-31T23:59:59+00:00") == "9999-12-31T23:59:59Z"
+
+
+@pytest.mark.parametrize("date", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2020-13-45"])
+def test_article_with_an_impossible_date_is_still_read(date):
+    p = parse_document(JEKYLL.replace("2020-12-25T03:55:00.000Z", date), ".md")
+    assert p.published is None and p.title == "贵州茅台4%股权将无偿转到国有企业"
+
+
+def billion_laughs() -> str:
+    """The classic YAML alias bomb: nine levels of nine aliases (9**9 "lol"s)."""
+    levels = "abcdefghi"
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, cur in zip(levels, levels[1:]):
+        lines.append(f"{cur}: &{cur} [" + ",".join(["*" + prev] * 9) + "]")
+    return "---\ntitle: bomb\n" + "\n".join(lines) + "\ntags: *i\n---\n<p>正文。</p>\n"
+
+
+@pytest.mark.parametrize(
+    "front_matter",
+    [billion_laughs(), "---\ntitle: x\ntags: &a [*a]\n---\n<p>正文。</p>\n", "---\na: &a x\ntitle: *a\n---\n<p>x</p>"],
+)
+def test_yaml_aliases_are_refused_quickly(front_matter):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ReadError) as err:
+        parse_document(front_matter, ".md")
+    assert err.value.reason == "front matter" and "alias" in err.value.detail
+    assert time.perf_counter() - start < 0.5
+
+
+def test_deeply_nested_front_matter_values_are_not_text():
+    p = parse_document("---\ntitle: x\ntags: " + "[" * 500 + "]" * 500 + "\nauthor: [a, [b], {c: d}]\n---\n<p>正文</p>", ".md")
+    assert p.tags == () and p.source == "a"
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n"])
+def test_cr_and_crlf_line_ends_find_the_front_matter(newline):
+    p = parse_document(JEKYLL.replace("\n", newline), ".md")
+    assert p.format == "jekyll" and p.title == "贵州茅台4%股权将无偿转到国有企业"
+    assert p.published == "2020-12-25T03:55:00Z" and "\r" not in p.body
+    assert decode(JEKYLL.replace("\n", newline).encode()) == JEKYLL
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_unicode_files_with_a_byte_order_mark(encoding):
+    data = JEKYLL.encode(encoding)
+    if not data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        data = "\ufeff".encode(encoding) + data  # the -le/-be codecs write no mark of their own
+    assert decode(data) == JEKYLL
+
+
+def test_gb18030_and_damaged_utf8():
+    assert decode("第一段。".encode("gb18030")) == "第一段。"
+    text = "新闻正文。" * 300
+    data = text.encode()
+    damaged = data[:600] + b"\xff" + data[600:]
+    assert decode(damaged).replace("\ufffd", "") == text  # one bad byte loses nothing else
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        (bytes(range(128, 256)) * 40, "encoding"),
+        (codecs.BOM_UTF16_LE + b"a\x00b", "encoding"),  # odd length after the mark
+        (codecs.BOM_UTF32_LE + b"\x00\xd8\x00\x00", "encoding"),  # a surrogate
+    ],
+)
+def test_undecodable_bytes(data, reason):
+    with pytest.raises(ReadError) as err:
+        decode(data, "x.md")
+    assert err.value.reason == reason
