@@ -212,9 +212,10 @@ def _add_index(sub) -> None:
         "index",
         help="build or update the search index from folders of articles",
         description="Read article files/folders and build or update the index in DIR. Incremental: "
-        "new and changed articles are added, articles no longer there are removed, unchanged "
-        "passages are never embedded again. An interrupted run leaves the previous index usable; "
-        "run it again to finish.",
+        "files unchanged since the last run are not read again, new and changed articles are added, "
+        "articles whose files are gone are removed, passages already embedded are never embedded "
+        "again. Work is committed in steps: an interrupted run leaves the last step searchable; run "
+        "it again to finish.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="article files or folders (recursive)")
     p.add_argument("--index", metavar="DIR", default=None, help="the index directory (default: $QA_INDEX, else index)")
@@ -224,60 +225,68 @@ def _add_index(sub) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default: cpu)")
     p.add_argument("--backend", default="auto", choices=["auto", "sentence-transformers", "onnx", "onnx-int8"],
                    help="how the model runs (default: auto)")  # fmt: skip
-    p.add_argument("--ann", default="flat", choices=["flat", "hnsw"],
-                   help="vector search: flat (exact, default) or hnsw (approximate, for large collections)")  # fmt: skip
+    p.add_argument("--ann", default=None, choices=["flat", "hnsw", "ivf"],
+                   help="vector search: flat (exact; the default for a new index), ivf or hnsw (approximate, "
+                   "for large archives). An existing index keeps its kind unless this is given.")  # fmt: skip
     p.add_argument("--keep-missing", action="store_true",
                    help="keep articles already indexed whose files were not given this time")  # fmt: skip
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="also read files and folders that symbolic links lead to outside the folders given")  # fmt: skip
+    p.add_argument("--step", type=int, default=None, metavar="CHUNKS",
+                   help="commit every CHUNKS new passages (default 8192)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_index)
 
 
 def _cmd_index(args) -> int:
-    import itertools
     import logging
     import time
 
-    from qa.embed import load_embedder
-    from qa.index import Index, MANIFEST, embedder_for, read_manifest
-    from qa.ingest import iter_articles
+    from qa.index import MANIFEST, embedder_for, sync_folders
+    from qa.index.manifest import raw_format_version
+    from qa.index.writer import STEP_CHUNKS
+    from qa.ingest import printable
     from qa.records import ReadReport
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # its DEBUG notes are not for people
     started = time.perf_counter()
     index_dir = _index_dir(args)
-    report = ReadReport()
-    articles = iter_articles(args.paths, report)
-    first = next(articles, None)  # an empty or wrong folder must not empty the index
-    if first is None:
-        raise QAError(
-            f"no articles found in {', '.join(args.paths)} ({report.files_seen} files read); "
-            "the index was left as it is"
-        )
-    if args.model is None and (index_dir / MANIFEST).exists():
-        embedder = embedder_for(read_manifest(index_dir), device=args.device, lazy=True)
+    manifest_path = index_dir / MANIFEST
+    if args.model is None and manifest_path.exists() and raw_format_version(index_dir) in (1, 2):
+        import json
+
+        embedding = json.loads(manifest_path.read_text(encoding="utf-8"))["embedding"]
+        embedder = embedder_for(embedding, device=args.device, cache_dir=_model_cache_dir(args))
     else:
+        from qa.embed import load_embedder
+
         embedder = load_embedder(args.model, device=args.device, backend=args.backend,
                                  cache_dir=_model_cache_dir(args))  # fmt: skip
-    result = Index.update(
-        index_dir, itertools.chain([first], articles), embedder,
-        remove_missing=not args.keep_missing, progress=not args.quiet, ann=args.ann,
+    report = ReadReport()
+    result = sync_folders(
+        index_dir, args.paths, embedder, report, remove_missing=not args.keep_missing,
+        follow_symlinks=args.follow_symlinks, progress=not args.quiet, ann=args.ann,
+        step_chunks=args.step or STEP_CHUNKS,
     )
     skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(report.skipped_by_reason().items()))
     print(
-        f"files read: {report.files_seen} ({report.articles} articles, {report.duplicates} duplicates, "
-        f"{len(report.skipped)} skipped" + (f": {skipped}" if skipped else "") + ")\n"
+        f"files: {report.files_seen} seen, {report.unchanged} unchanged (not read again), "
+        f"{report.articles} articles read, {report.duplicates} duplicates, {len(report.skipped)} skipped"
+        + (f" ({skipped})" if skipped else "") + "\n"
         f"articles: {result.articles_added} added, {result.articles_changed} changed, "
         f"{result.articles_removed} removed, {result.articles_unchanged} unchanged\n"
-        f"chunks: {result.chunks_embedded} embedded, {result.chunks_reused} reused, "
-        f"{result.chunks_removed} removed\n"
-        f"model: {embedder.model} ({embedder.backend}, {embedder.dimension} dimensions); ann: {args.ann}"
+        f"passages: {result.chunks_embedded + result.chunks_reused} new "
+        f"({result.chunks_embedded} embedded, {result.chunks_reused} with vectors already computed), "
+        f"{result.chunks_removed} replaced or deleted with their articles\n"
+        f"model: {embedder.model} ({embedder.backend}, {embedder.dimension} dimensions)"
+        + (f"; embedding took {result.embed_seconds:.1f} s" if result.chunks_embedded else "")
     )
     if result.up_to_date and result.chunks_embedded == 0:
         print("nothing to embed: index is up to date")
     print(
-        f"index: {index_dir.resolve()} (generation {result.generation}: {result.articles} articles, "
-        f"{result.chunks} chunks); {time.perf_counter() - started:.1f} s"
+        f"index: {printable(str(index_dir.resolve()))} (version {result.version}: {result.articles} articles, "
+        f"{result.chunks} passages in {result.segments} segments; {result.commits} commits, "
+        f"{result.merges} merges); {time.perf_counter() - started:.1f} s"
     )
     return EXIT_OK
 

@@ -35,6 +35,14 @@ class IndexCorrupt(QAError):
     """The index directory exists but its files are unreadable or inconsistent."""
 
 
+class IndexBusy(QAError):
+    """Another process is updating the index."""
+
+
+class IndexWriteError(QAError):
+    """Writing the index failed (disk full, permissions...); the last committed state is intact."""
+
+
 class InvalidQuery(QAError):
     """A question or search parameter that cannot be searched (empty, too long, bad filter...)."""
 

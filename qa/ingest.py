@@ -293,26 +293,28 @@ class Deduper:
     normalised URL, or same text); remembers what it has seen."""
 
     def __init__(self) -> None:
-        self._by_url: dict[str, str] = {}
-        self._by_text: dict[str, str] = {}
+        self._by_url: dict[str, tuple[str, str]] = {}
+        self._by_text: dict[str, tuple[str, str]] = {}
         self._by_id: dict[str, str] = {}
 
-    def kept_as(self, article: Article) -> str | None:
-        """The path of the article already kept that this one duplicates, or None (then it is kept)."""
+    def kept_as(self, article: Article) -> tuple[str, str] | None:
+        """(path, id) of the article already kept that this one duplicates, or
+        None (then this one is kept). Raises ReadError("id collision") for the
+        same id without the same URL or text (two folders of one name)."""
         text_key = hashlib.sha1(article.text.encode()).hexdigest()
         url_key = normalize_url(article.url) if article.url else None
         kept = (self._by_url.get(url_key) if url_key else None) or self._by_text.get(text_key)
         if kept is not None:
             return kept
-        if article.id in self._by_id:  # same id without the same URL: two folders of one name
+        if article.id in self._by_id:
             raise ReadError(
                 article.path, "id collision",
                 f"another file gives the same article id {article.id!r} ({self._by_id[article.id]}); "
                 "index folders with different names, or their parent folder",
             )
         if url_key:
-            self._by_url[url_key] = article.path
-        self._by_text[text_key] = article.path
+            self._by_url[url_key] = (article.path, article.id)
+        self._by_text[text_key] = (article.path, article.id)
         self._by_id[article.id] = article.path
         return None
 
@@ -338,7 +340,7 @@ def iter_articles(
             continue
         if kept is not None:
             report.duplicates += 1
-            report.duplicate_paths.append((article.path, kept))
+            report.duplicate_paths.append((article.path, kept[0]))
             continue
         report.articles += 1
         yield article

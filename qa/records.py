@@ -143,9 +143,11 @@ class Skipped:
 
 @dataclass
 class ReadReport:
-    """What reading a folder did. Accounts for every file seen."""
+    """What reading a folder did. Accounts for every file seen:
+    ``files_seen == unchanged + articles + duplicates + len(skipped)``."""
 
     files_seen: int = 0
+    unchanged: int = 0  # files an index recognised as unchanged since its last run (not read again)
     articles: int = 0
     duplicates: int = 0  # same URL or same text as an article already kept
     duplicate_paths: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)

@@ -6,11 +6,12 @@ endpoints through a dependency (no module globals). The holder
 
 - serves 503 with the command that builds the index while there is none, and
   picks the index up as soon as ``qa index`` has written it;
-- checks at most every ``reload_interval_s`` whether ``qa index`` has written a
-  newer generation (``Index.is_stale()``: one stat of the manifest), opens it
-  while requests go on being served from the old one, swaps under a lock, and
-  closes the old generation only once the last request using it has finished;
-- shares one embedding model across generations (the model is loaded once).
+- watches, in a background thread, every ``reload_interval_s`` whether
+  ``qa index`` has committed a newer version (or rebuilt the index), opens it
+  sharing the unchanged segments while requests go on being served from the
+  old one, swaps it in, and closes the old version once the last request
+  using it has finished: no request ever waits for a reload;
+- shares one embedding model across versions (the model is loaded once).
 
 Searches are CPU-bound and run in FastAPI's threadpool (the endpoints are
 plain ``def``). Every error is JSON of one shape,
@@ -27,7 +28,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -282,14 +283,14 @@ class StatsOut(BaseModel):
     model: str
     backend: str
     built_at: str | None
-    generation: int
-    index_dir: str
+    version: int = Field(description="The index version: one more at every commit of `qa index`.")
+    segments: int
 
 
 class HealthOut(BaseModel):
     status: Literal["ok", "no index"]
     index: str | None = Field(description="null when the index is ready, else why it is not.")
-    generation: int | None
+    version: int | None
 
 
 class ErrorBody(BaseModel):
@@ -308,12 +309,12 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 # ---------------------------------------------------------------------------
-# The index, held across generations
+# The index, held across versions
 # ---------------------------------------------------------------------------
 
 
 class _Generation:
-    """One opened index and how many requests are using it."""
+    """One opened index version and how many requests are using it."""
 
     def __init__(self, index: Any):
         self.index = index
@@ -322,44 +323,39 @@ class _Generation:
 
 
 class IndexHolder:
-    """Owns the open index: opens it, leases it to requests, hot-swaps new generations.
+    """Owns the open index: opens it, leases it to requests, swaps in new versions.
 
-    ``opener(path, embedder)`` defaults to ``Index.open``; ``embedder`` is the
-    one model shared by every generation (``None``: take the model the first
-    opened index loaded from its manifest, and reuse it).
+    A background thread (started by :meth:`start`) looks every
+    ``reload_interval_s`` for a newer commit, or an index deleted and rebuilt
+    in place (:meth:`Index.is_stale`), and opens it with
+    :meth:`Index.reopen`, which shares every unchanged segment with the
+    version being served: requests never wait for a reload, and memory grows
+    only by what changed. The old version is closed when its last request
+    ends. ``embedder``: the one model used for every version (``None``: the
+    model the index names, loaded once and kept while it stays the same).
     """
 
-    def __init__(
-        self,
-        index_dir: Path,
-        *,
-        embedder: Any = None,
-        opener: Callable[[Path, Any], Any] | None = None,
-        reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S,
-    ):
-        if opener is None:
-            from qa.index import Index
-
-            opener = Index.open
+    def __init__(self, index_dir: Path, *, embedder: Any = None,
+                 reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S):  # fmt: skip
         self.index_dir = Path(index_dir)
         self.embedder = embedder
-        self._opener = opener
-        self._interval = reload_interval_s
-        self._lock = threading.Lock()  # guards _current and the counters
-        self._reload_lock = threading.Lock()  # one opener at a time
+        self._interval = max(0.01, float(reload_interval_s))
+        self._lock = threading.Lock()  # guards _current and the lease counters (never held while searching)
+        self._check_lock = threading.Lock()  # one open/reopen at a time
         self._current: _Generation | None = None
-        self._next_check = 0.0
         self._last_error: errors.QAError | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.reloads = 0
 
     # -- opening -----------------------------------------------------------
 
-    def _open(self) -> Any:
-        index = self._opener(self.index_dir, self.embedder)
-        if self.embedder is None:
-            self.embedder = getattr(index, "embedder", None)
+    def _open_first(self) -> Any:
+        from qa.index import Index
+
+        index = Index.open(self.index_dir, self.embedder)
         # Warm up before serving: the first search loads the tokenizer's dictionary and the
-        # model's kernels (seconds), which no request should wait for.
+        # model (seconds), which no request should wait for.
         with contextlib.suppress(errors.QAError):
             index.search("warm-up 预热", k=1, mode="hybrid")
         return index
@@ -377,40 +373,39 @@ class IndexHolder:
         if old is not None and close_now:
             old.index.close()
 
-    def _refresh(self) -> None:
-        """Open the index if there is none, or a newer generation if it is stale (rate-limited)."""
-        now = time.monotonic()
-        if now < self._next_check:
-            return
-        have_one = self._current is not None
-        # With an index in hand, never wait for another thread's reload: keep serving the old one.
-        if not self._reload_lock.acquire(blocking=not have_one):
-            return
-        try:
-            if time.monotonic() < self._next_check:
-                return
+    def check_now(self) -> bool:
+        """Open the index if there is none, or the newest version if it changed; True if swapped."""
+        with self._check_lock:
+            current = self._current
             try:
-                current = self._current
                 if current is None:
-                    self._swap(self._open())
-                elif current.index.is_stale():
-                    log.info("index at %s changed on disk: opening the new generation", self.index_dir)
-                    self._swap(self._open())
+                    self._swap(self._open_first())
+                    return True
+                if current.index.is_stale():
+                    log.info("index at %s changed on disk: opening the new version", self.index_dir)
+                    self._swap(current.index.reopen(self.embedder))
+                    return True
             except errors.QAError as exc:
-                if self._current is not None and str(exc) != str(self._last_error):  # once, not every second
+                if self._current is not None and str(exc) != str(self._last_error):  # once, not every poll
                     log.warning("keeping the current index: the new one cannot be opened: %s", exc)
                 self._last_error = exc
-            finally:
-                self._next_check = time.monotonic() + self._interval
-        finally:
-            self._reload_lock.release()
+            except Exception as exc:  # noqa: BLE001 - a reload must never kill the server
+                log.exception("reloading the index at %s failed", self.index_dir)
+                self._last_error = errors.IndexCorrupt(f"the index cannot be opened: {type(exc).__name__}: {exc}")
+            return False
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.check_now()
 
     def start(self) -> None:
-        """Open the index now, if there is one (called once, at start-up)."""
-        self._next_check = 0.0
-        self._refresh()
+        """Open the index now, if there is one, and start watching for new versions."""
+        self.check_now()
         if self._last_error is not None:
             log.warning("%s", self._unavailable().args[0])
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="qa-index-reload", daemon=True)
+        self._thread.start()
 
     def _unavailable(self) -> errors.QAError:
         exc = self._last_error
@@ -427,7 +422,6 @@ class IndexHolder:
     @contextlib.contextmanager
     def lease(self) -> Iterator[Any]:
         """The current index, kept open until the with-block ends even if a newer one is swapped in."""
-        self._refresh()
         with self._lock:
             gen = self._current
             if gen is None:
@@ -444,11 +438,14 @@ class IndexHolder:
 
     def status(self) -> tuple[Any | None, errors.QAError | None]:
         """(current index or None, why there is none)."""
-        self._refresh()
         gen = self._current
         return (gen.index if gen else None), (None if gen else self._unavailable())
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
         with self._lock:
             gen, self._current = self._current, None
             if gen is not None:
@@ -561,8 +558,8 @@ def _stats(index: Any, holder: IndexHolder) -> StatsOut:
         model=s.model,
         backend=s.backend,
         built_at=s.built_at or None,
-        generation=s.generation,
-        index_dir=str(holder.index_dir),
+        version=s.version,
+        segments=s.segments,
     )
 
 
@@ -592,14 +589,12 @@ def create_app(
     embedder: Any = None,
     model: str | None = None,
     reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S,
-    opener: Callable[[Path, Any], Any] | None = None,
 ) -> FastAPI:
     """The FastAPI app serving the index at ``index_dir``.
 
-    ``embedder``: the model to search with (shared across index generations);
+    ``embedder``: the model to search with (shared across index versions);
     ``model``: load this model (``qa.embed.load_embedder``) at start-up instead;
-    neither: the model the index's manifest names. ``opener`` replaces
-    ``Index.open`` (tests).
+    neither: the model the index's manifest names.
     """
     index_dir = Path(index_dir)
 
@@ -610,7 +605,7 @@ def create_app(
             from qa.embed import load_embedder
 
             shared = await run_in_threadpool(load_embedder, model)
-        holder = IndexHolder(index_dir, embedder=shared, opener=opener, reload_interval_s=reload_interval_s)
+        holder = IndexHolder(index_dir, embedder=shared, reload_interval_s=reload_interval_s)
         await run_in_threadpool(holder.start)
         app.state.holder = holder
         try:
@@ -695,7 +690,7 @@ def create_app(
 
     @app.get("/api/stats", response_model=StatsOut, tags=["index"], summary="What the index holds")
     def stats(index: IndexDep, holder: Annotated[IndexHolder, Depends(get_holder)]) -> StatsOut:
-        """Articles, chunks, sources, date range, model, build time and generation."""
+        """Articles, chunks, sources, date range, model, build time and index version."""
         return _stats(index, holder)
 
     @app.get("/api/health", response_model=HealthOut, tags=["index"], summary="Is the server ready?")
@@ -703,10 +698,9 @@ def create_app(
         """200 with status "ok" when an index is loaded; 503 with status "no index" and why, otherwise."""
         index, why = holder.status()
         if index is None:
-            body = HealthOut(status="no index", index=str(why), generation=None)
+            body = HealthOut(status="no index", index=str(why), version=None)
             return JSONResponse(body.model_dump(), status_code=503)
-        generation = index.generation() if hasattr(index, "generation") else None
-        return HealthOut(status="ok", index=None, generation=generation)
+        return HealthOut(status="ok", index=None, version=index.version)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

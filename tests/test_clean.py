@@ -9,7 +9,9 @@ def paras(html, title=None):
 
 
 def test_entities_decoded():
-    assert paras("<p>函数 f&#123;x&#125; 与 &amp; &lt;b&gt; &quot;引号&quot;</p>") == ['函数 f{x} 与 & <b> "引号"']
+    assert paras("<p>函数 f&#123;x&#125; 与 &amp; a &lt; b &gt; c &quot;引号&quot;</p>") == ['函数 f{x} 与 & a < b > c "引号"']
+    # angle brackets that are not HTML stay: 《<地名管理条例>办法》, AQI>100
+    assert paras("<p>《陕西省实施&lt;地名管理条例&gt;办法》，AQI&gt;100</p>") == ["《陕西省实施<地名管理条例>办法》，AQI>100"]
 
 
 def test_zaobao_ad_placeholders_and_subscription_banner():

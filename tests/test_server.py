@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa.embed import HashEmbedder
+from qa.errors import QAError
 from qa.index import Index
 from qa.ingest import iter_articles
 from qa.records import ReadReport, SearchFilters
@@ -119,7 +120,7 @@ def test_health(client):
     r = client.get("/api/health")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ok" and body["index"] is None and body["generation"] >= 1
+    assert body["status"] == "ok" and body["index"] is None and body["version"] >= 1
 
 
 def test_stats(client, index):
@@ -133,7 +134,7 @@ def test_stats(client, index):
     assert body["date_from"].startswith("2019-03-02") and body["date_to"].startswith("2022-07-25")
     assert body["model"] == HashEmbedder().model and body["backend"] == "hash"
     assert re.match(r"\d{4}-\d\d-\d\dT", body["built_at"])
-    assert body["generation"] == index.generation()
+    assert body["version"] == index.version
 
 
 def test_ask_answers_the_seed_question_with_the_cited_paragraph(client):
@@ -233,7 +234,7 @@ def test_article_endpoint_with_url_characters_in_the_id(client, index):
     assert body["title"] == "Quokka census on Rottnest Island" and body["url"] is None
     assert body["source"] == "Test Wire" and body["path"] == "sub dir/q&a #1?.md"
     # slashes and ':' may also be sent unencoded
-    r = client.get("/api/articles/path:sub%20dir/q&a%20%231%3F.md")
+    r = client.get("/api/articles/path:extra/sub%20dir/q&a%20%231%3F.md")
     assert r.status_code == 200 and r.json()["id"] == QUOKKA_ID
 
 
@@ -390,7 +391,10 @@ def test_missing_index_is_503_until_it_is_built(tmp_path):
         assert c.get("/").status_code == 200  # the page still loads and can say so
 
         build(index_dir, *SEEDS)
-        r = c.post("/api/ask", json={"question": SEED_QUESTION, "mode": "lexical"})
+        deadline = time.monotonic() + 10
+        while (r := c.post("/api/ask", json={"question": SEED_QUESTION, "mode": "lexical"})).status_code == 503:
+            assert time.monotonic() < deadline, "the new index was not picked up"
+            time.sleep(0.02)
         assert r.status_code == 200, r.text
         assert "32.2万起" in r.json()["passages"][0]["text"]
         assert c.get("/api/health").json()["status"] == "ok"
@@ -412,26 +416,20 @@ def test_model_named_at_start_up_is_loaded_once_and_checked(corpus):
 
 def test_hot_reload_while_serving(tmp_path):
     """qa index updates the index under a running server: the next request sees the new
-    article, no request fails during the swap, the old generation is closed once unused,
-    and the one embedding model is shared by both generations."""
+    article, no request fails during the swap, the new version shares the unchanged
+    segment with the old one, the old version is closed once unused, and the one
+    embedding model is shared by both versions."""
     index_dir = tmp_path / "index"
     build(index_dir, *SEEDS)
     embedder = HashEmbedder()
-    opened: list = []
-    closed: list = []
-
-    def opener(path, emb):
-        idx = Index.open(path, emb)
-        opened.append((idx, emb))
-        original_close = idx.close
-        idx.close = lambda: (closed.append(idx), original_close())[1]
-        return idx
-
-    app = create_app(index_dir, embedder=embedder, reload_interval_s=0.05, opener=opener)
+    app = create_app(index_dir, embedder=embedder, reload_interval_s=0.05)
     statuses: list[int] = []
     stop = threading.Event()
 
     with serve_in_thread(app) as url:
+        holder = app.state.holder
+        with holder.lease() as first:
+            pass
 
         def hammer():
             with httpx.Client(base_url=url, timeout=30) as http:
@@ -451,7 +449,7 @@ def test_hot_reload_while_serving(tmp_path):
                 assert r.status_code == 200
                 if r.json()["passages"]:
                     break
-                assert time.monotonic() < deadline, "the new generation was not picked up"
+                assert time.monotonic() < deadline, "the new version was not picked up"
                 time.sleep(0.05)
             assert r.json()["passages"][0]["citation"]["article_id"] == QUOKKA_ID
             time.sleep(0.3)
@@ -459,32 +457,59 @@ def test_hot_reload_while_serving(tmp_path):
             for w in workers:
                 w.result()
         stats = httpx.get(url + "/api/stats").json()
-        assert stats["articles"] == 3 and stats["generation"] == 2
+        assert stats["articles"] == 3 and stats["version"] == 2
+        with holder.lease() as second:
+            assert second is not first and second.embedder is embedder is first.embedder
+            shared = {id(s) for s in first._version.segments} & {id(s) for s in second._version.segments}
+            assert len(shared) == 1  # the first segment is not loaded twice
+        assert holder.reloads == 1
 
     assert statuses and set(statuses) == {200}, [s for s in statuses if s != 200][:5]
-    assert len(opened) == 2 and all(emb is embedder for _, emb in opened)
-    assert opened[0][0] in closed  # the old generation, once its last request finished
-    assert opened[1][0] in closed  # the current one, at shutdown
+    with pytest.raises(QAError, match="closed"):
+        first.search(SEED_QUESTION, k=1, mode="lexical")  # closed once its last request finished
 
 
-def test_an_old_generation_stays_open_for_requests_in_flight(tmp_path):
+def test_an_old_version_stays_open_for_requests_in_flight(tmp_path):
     from qa.server import IndexHolder
 
     index_dir = tmp_path / "index"
     build(index_dir, *SEEDS)
     embedder = HashEmbedder()
-    holder = IndexHolder(index_dir, embedder=embedder, reload_interval_s=0.0)
+    holder = IndexHolder(index_dir, embedder=embedder, reload_interval_s=3600)
     holder.start()
     with holder.lease() as old:
         extra = write_articles(tmp_path / "extra", {k: v for k, v in EXTRA.items() if k.startswith("wire/")})
         build(index_dir, *SEEDS, extra, embedder=embedder)
+        assert holder.check_now()
         with holder.lease() as new:
-            assert new is not old and new.generation() == old.generation() + 1
+            assert new is not old and new.version == old.version + 1
         # still usable while this request holds it
         assert old.search(SEED_QUESTION, k=1, mode="lexical").hits
         assert old.stats().articles == 2 and new.stats().articles == 3
-    with pytest.raises(Exception):
+    with pytest.raises(QAError, match="closed"):
         old.search(SEED_QUESTION, k=1, mode="lexical")  # closed once the lease ended
+    holder.close()
+
+
+def test_an_index_deleted_and_rebuilt_in_place_is_picked_up(tmp_path):
+    """Version numbers restart at 1 in a rebuilt index: the holder must notice by identity."""
+    import shutil
+
+    from qa.server import IndexHolder
+
+    index_dir = tmp_path / "index"
+    build(index_dir, *SEEDS)
+    holder = IndexHolder(index_dir, embedder=HashEmbedder(), reload_interval_s=3600)
+    holder.start()
+    with holder.lease() as old:
+        assert old.version == 1
+    shutil.rmtree(index_dir)
+    extra = write_articles(tmp_path / "extra", {k: v for k, v in EXTRA.items() if k.startswith("wire/")})
+    build(index_dir, extra)
+    assert holder.check_now()
+    with holder.lease() as new:
+        assert new.version == 1 and new.index_id != old.index_id
+        assert new.stats().articles == 1
     holder.close()
 
 

@@ -1,0 +1,129 @@
+"""Merging segments: few segments to search, deleted chunks dropped for good.
+
+The policy is Lucene's log merge policy, counted in rows: a segment's level
+is ``floor(log10(live rows / FLOOR_ROWS))``; when a level holds
+``MERGE_FACTOR`` segments they are merged into one (one level up). So each
+chunk is rewritten about once per level (a handful of times for millions of
+chunks), the cost of merging is amortised over the updates that made the
+segments, and an index of N chunks has at most ~``MERGE_FACTOR`` segments per
+level. A segment with more than ``EXPUNGE_SHARE`` of its rows deleted is
+rewritten on its own, which drops them.
+
+A merge writes the new segment beside the old ones and commits the swap in
+one catalog transaction (chunks point at the new segment, the old segments'
+tombstones go with them), then deletes the old folders. Killed before the
+commit, it leaves the old segments current and a folder the next run
+deletes. An approximate index is grown, not rebuilt, when the largest input
+segment's graph or lists already hold the merged segment's first rows (no
+deletions in it, and all its rows before the others').
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from qa.index import files as fs
+from qa.index.ann import load_ann, segment_ann_kind
+from qa.index.catalog import SegmentRecord
+from qa.index.manifest import SEGMENTS_DIR
+from qa.index.segment import concatenate, select
+
+log = logging.getLogger(__name__)
+
+MERGE_FACTOR = 10
+FLOOR_ROWS = 4096
+EXPUNGE_SHARE = 0.3
+
+
+def _level(live_rows: int) -> int:
+    return int(math.floor(math.log10(max(live_rows, FLOOR_ROWS) / FLOOR_ROWS)))
+
+
+def plan_merges(records: list[SegmentRecord], deleted: dict[int, int]) -> list[list[SegmentRecord]]:
+    """Groups of segments to merge now (each group becomes one segment)."""
+    groups: list[list[SegmentRecord]] = []
+    by_level: dict[int, list[SegmentRecord]] = {}
+    for r in records:
+        live = r.size - deleted.get(r.id, 0)
+        if r.size and deleted.get(r.id, 0) / r.size > EXPUNGE_SHARE:
+            groups.append([r])
+            continue
+        by_level.setdefault(_level(live), []).append(r)
+    for level in sorted(by_level):
+        members = sorted(by_level[level], key=lambda r: r.id)
+        while len(members) >= MERGE_FACTOR:
+            groups.append(members[:MERGE_FACTOR])
+            members = members[MERGE_FACTOR:]
+    return groups
+
+
+def merge_segments(writer, *, force: bool = False) -> int:
+    """Apply the merge policy (``force``: merge everything into one segment); returns merges done."""
+    merges = 0
+    while True:
+        records = writer.catalog.segments()
+        deleted = {seg: n for seg, n in writer.catalog.query("SELECT segment, count(*) FROM tombstones GROUP BY segment")}
+        if force:
+            groups = [records] if len(records) > 1 or (records and (deleted or _wrong_ann(writer, records[0]))) else []
+            force = False
+        else:
+            groups = plan_merges(records, deleted)
+        if not groups:
+            return merges
+        for group in groups:
+            merge_group(writer, group)
+            merges += 1
+
+
+def _wrong_ann(writer, record: SegmentRecord) -> bool:
+    return record.ann != segment_ann_kind(writer.ann, record.size)
+
+
+def merge_group(writer, group: list[SegmentRecord]) -> None:
+    started = time.perf_counter()
+    catalog = writer.catalog
+    tombstones = catalog.tombstones()
+    parts, plain = [], []
+    for record in group:
+        data = writer.segment_data(record.id)
+        dead = tombstones.get(record.id, [])
+        keep = np.ones(len(data), dtype=bool)
+        if dead:
+            keep[np.searchsorted(np.asarray(data.rows), np.asarray(dead, dtype=np.int64))] = False
+        parts.append(select(data, np.flatnonzero(keep)))
+        plain.append(not dead)
+    merged = concatenate(parts)
+    meta = catalog.meta()
+    new_id = int(meta["next_segment"])
+    version = int(meta["version"]) + 1
+    old_ids = [r.id for r in group]
+    folder = None
+    if len(merged):
+        kind = segment_ann_kind(writer.ann, len(merged))
+        base = None
+        biggest = max(range(len(group)), key=lambda i: group[i].size)
+        if kind != "flat" and group[biggest].ann == kind and plain[biggest]:
+            first_rows = parts[biggest]["rows"]
+            others = [p["rows"] for i, p in enumerate(parts) if i != biggest and len(p["rows"])]
+            if len(first_rows) and (not others or first_rows[-1] < min(int(o[0]) for o in others)):
+                base = load_ann(writer.root / SEGMENTS_DIR / group[biggest].name)
+        folder = writer._write_new_segment(new_id, merged, ann_base=base)
+    try:
+        with catalog.transaction():
+            catalog.replace_segments(old_ids, new_id)
+            if folder is not None:
+                catalog.add_segment(new_id, folder.name, len(merged), segment_ann_kind(writer.ann, len(merged)), version)
+            catalog.set_meta({"version": version, "next_segment": new_id + 1})
+    except BaseException:
+        if folder is not None:
+            fs.remove_tree(folder)
+        raise
+    for record in group:
+        fs.remove_tree(writer.root / SEGMENTS_DIR / record.name)
+        writer._segments.pop(record.id, None)
+    writer.meta = catalog.meta()
+    log.info("merged %d segments (%d live chunks) in %.1f s", len(group), len(merged), time.perf_counter() - started)

@@ -1,0 +1,486 @@
+"""An open index version: search, articles, statistics, staleness.
+
+:meth:`Index.open` reads one committed version: the catalog's segment list
+and tombstones (in one read transaction), then the segments' files (memory
+mapped). :meth:`Index.reopen` opens the newest version *sharing* every
+segment the two versions have in common, so a reload costs what changed and
+holds barely more memory than one index. Nothing here takes a lock around a
+search: segment arrays are immutable, the catalog gives each thread its own
+read connection, and the model (loaded on the first dense query) is safe to
+call from many threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.embed import Embedder
+from qa.errors import IndexCorrupt, InvalidQuery, QAError
+from qa.fusion import Fused, fuse
+from qa.highlight import highlight
+from qa.index import bm25
+from qa.index.ann import AnnParams, SegmentVectors, load_ann, top
+from qa.index.catalog import Catalog, SegmentRecord
+from qa.index.filters import FilterPlan, plan
+from qa.index.manifest import (
+    FORMAT_VERSION, SEGMENTS_DIR, STORE_FILE, check_embedder, not_found, read_manifest,
+)  # fmt: skip
+from qa.index.models import embedder_for
+from qa.index.segment import SegmentData, read_segment
+from qa.lexical import tokenize
+from qa.records import Hit, SearchFilters, SearchResult
+
+MODES = ("dense", "lexical", "hybrid")
+MAX_QUESTION_CHARS = 1000
+MAX_K = 100
+
+
+def check_question(question: str) -> str:
+    """The question stripped, or InvalidQuery when it is not text, empty, too long or not valid text."""
+    if not isinstance(question, str):
+        raise InvalidQuery("the question must be text")
+    question = question.strip()
+    if not question:
+        raise InvalidQuery("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidQuery(
+            f"the question is too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})"
+        )
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidQuery("the question is not valid text (it holds a lone surrogate)") from None
+    return question
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What an open index holds."""
+
+    path: str
+    version: int
+    index_id: str
+    format_version: int
+    articles: int
+    chunks: int
+    sources: int
+    segments: int
+    deleted: int  # tombstoned chunks still in segment files (dropped by merges)
+    date_from: str | None  # earliest publication time
+    date_to: str | None  # latest
+    model: str
+    backend: str
+    dimension: int
+    ann: str
+    built_at: str
+    size_bytes: int
+
+
+class LoadedSegment:
+    """One segment's files, opened (shared by every version that has it)."""
+
+    def __init__(self, record: SegmentRecord, folder: Path, params: AnnParams):
+        self.id = record.id
+        self.name = record.name
+        info, self.data = read_segment(folder)
+        ann = None
+        if record.ann in ("hnsw", "ivf"):
+            try:
+                ann = load_ann(folder)
+            except RuntimeError as exc:
+                raise IndexCorrupt(f"the vector index of segment {folder} is unreadable: {exc}") from exc
+        self.vectors = SegmentVectors(self.data.vectors, record.ann, ann, params)
+        self.total_length = int(np.asarray(self.data.doclen, dtype=np.int64).sum())
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class _Version:
+    """The segments of one version and which of their positions are live."""
+
+    def __init__(self, segments: list[LoadedSegment], tombstones: dict[int, list[int]]):
+        self.segments = segments
+        self.live: dict[int, np.ndarray | None] = {}
+        n_docs = total = deleted = 0
+        for seg in segments:
+            dead = tombstones.get(seg.id)
+            if dead:
+                mask = np.ones(len(seg), dtype=bool)
+                positions = np.searchsorted(np.asarray(seg.data.rows), np.asarray(dead, dtype=np.int64))
+                positions = positions[positions < len(seg)]
+                mask[positions] = False
+                self.live[seg.id] = mask
+                gone_len = int(np.asarray(seg.data.doclen, dtype=np.int64)[~mask].sum())
+                n_docs += int(mask.sum())
+                total += seg.total_length - gone_len
+                deleted += len(seg) - int(mask.sum())
+            else:
+                self.live[seg.id] = None
+                n_docs += len(seg)
+                total += seg.total_length
+        self.corpus = bm25.Corpus(n_docs=n_docs, total_length=total)
+        self.deleted = deleted
+
+
+class Index:
+    """One committed version of the index at ``root``. Use :meth:`open`."""
+
+    def __init__(self, root: Path, meta: dict, embedder: Embedder, catalog: Catalog,
+                 version: _Version, identity: tuple[str, int], store_id: tuple[int, int]):  # fmt: skip
+        self.root = root
+        self.meta = meta
+        self.embedder = embedder
+        self.catalog = catalog
+        self._version = version
+        self._identity = identity
+        self._store_id = store_id
+        self._terms: OrderedDict[str, int | None] = OrderedDict()
+        self._terms_lock = threading.Lock()
+        self._stats: IndexStats | None = None
+        self.ann_params = AnnParams.from_dict(_json(meta.get("ann_params")))
+
+    # --- opening ---
+
+    @classmethod
+    def open(cls, path, embedder: Embedder | None = None, *, reuse: Index | None = None) -> Index:
+        """Open the newest committed version of the index at ``path``.
+
+        Raises IndexNotFound, IndexMismatch (another format version, model or
+        dimension), IndexCorrupt. Without ``embedder`` the model the index was
+        built with is loaded on the first dense query. ``reuse``: an open
+        version of the same index whose loaded segments may be shared.
+        """
+        root = Path(path)
+        read_manifest(root)  # refuses other formats with a clear message
+        store = root / STORE_FILE
+        if not store.is_file():
+            raise not_found(root)
+        for attempt in range(5):
+            catalog = Catalog(store, readonly=True)
+            try:
+                return cls._open_version(root, catalog, embedder, reuse)
+            except IndexCorrupt:
+                catalog.close()
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # a merge may have retired a segment meanwhile
+            except BaseException:
+                catalog.close()
+                raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open_version(cls, root: Path, catalog: Catalog, embedder: Embedder | None, reuse: Index | None) -> Index:
+        st = os.stat(catalog.path)
+        with catalog.snapshot():
+            meta = catalog.meta()
+            if not meta:
+                raise IndexCorrupt(f"{catalog.path} holds no index yet; run `qa index PATH --index {root}`")
+            identity = (meta.get("index_id", ""), int(meta.get("version", 0)))
+            records = catalog.segments()
+            tombstones = catalog.tombstones()
+            summary = {
+                "articles": catalog.counts(chunks=False)["articles"],
+                "date_range": catalog.date_range(),
+                "sources": catalog.sources(),
+            }
+        if int(meta.get("format_version", 0)) != FORMAT_VERSION:
+            raise IndexCorrupt(f"{catalog.path} has format version {meta.get('format_version')!r}")
+        embedding = {"model": meta["model"], "backend": meta["backend"], "dimension": int(meta["dimension"])}
+        if embedder is None:
+            embedder = reuse.embedder if reuse is not None and reuse.meta.get("model") == meta["model"] else None
+        if embedder is None:
+            embedder = embedder_for(embedding, queries=True)
+        check_embedder(embedding, embedder, root)
+        params = AnnParams.from_dict(_json(meta.get("ann_params")))
+        shared = {}
+        if reuse is not None and reuse._identity[0] == identity[0]:
+            shared = {s.name: s for s in reuse._version.segments}
+        segments = []
+        for record in records:
+            seg = shared.get(record.name)
+            if seg is None:
+                seg = LoadedSegment(record, root / SEGMENTS_DIR / record.name, params)
+                if seg.data.dimension != embedding["dimension"]:
+                    raise IndexCorrupt(f"segment {record.name} has {seg.data.dimension}-dimensional vectors")
+            segments.append(seg)
+        index = cls(root, meta, embedder, catalog, _Version(segments, tombstones), identity, (st.st_dev, st.st_ino))
+        index._summary = summary
+        return index
+
+    @staticmethod
+    def update(path, articles, embedder: Embedder, **options):
+        """Build or update the index at ``path`` from ``articles``: see
+        :func:`qa.index.writer.update_articles` (``remove_missing``, ``progress``,
+        ``ann``, ``step_chunks``, ``merge``). Returns an UpdateReport."""
+        from qa.index.writer import update_articles
+
+        return update_articles(path, articles, embedder, **options)
+
+    def reopen(self, embedder: Embedder | None = None) -> Index:
+        """The newest version of this index: a new Index sharing the segments
+        both versions have (and this one's model, if the model is the same)."""
+        return Index.open(self.root, embedder, reuse=self)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- identity ---
+
+    @property
+    def version(self) -> int:
+        return self._identity[1]
+
+    @property
+    def index_id(self) -> str:
+        return self._identity[0]
+
+    def generation(self) -> int:
+        """The commit version (kept under its old name for callers that show it)."""
+        return self.version
+
+    def current_identity(self) -> tuple[str, int] | None:
+        """(index id, version) of the newest commit on disk, or None when there is none readable."""
+        store = self.root / STORE_FILE
+        try:
+            st = os.stat(store)
+        except OSError:
+            return None
+        if (st.st_dev, st.st_ino) != self._store_id:  # deleted and rebuilt in place
+            try:
+                fresh = Catalog(store, readonly=True)
+            except QAError:
+                return None
+            try:
+                return fresh.version()
+            except QAError:
+                return None
+            finally:
+                fresh.close()
+        try:
+            return self.catalog.version()
+        except QAError:
+            return None
+
+    def is_stale(self) -> bool:
+        """True when a newer commit (or a rebuilt index) is on disk."""
+        current = self.current_identity()
+        return current is not None and current != self._identity
+
+    # --- reading ---
+
+    def article(self, article_id: str):
+        return self.catalog.article(article_id)
+
+    def sources(self) -> list[tuple[str, int]]:
+        """Each source with its number of articles, most first (as of this version)."""
+        return list(self._summary["sources"])
+
+    def stats(self) -> IndexStats:
+        """What this version holds (counted when it was opened)."""
+        if self._stats is None:
+            from qa.index.files import dir_size
+
+            first, last = self._summary["date_range"]
+            meta = self.meta
+            self._stats = IndexStats(
+                path=str(self.root), version=self.version, index_id=self.index_id,
+                format_version=FORMAT_VERSION, articles=self._summary["articles"],
+                chunks=self._version.corpus.n_docs,
+                sources=sum(1 for name, _ in self._summary["sources"] if name),
+                segments=len(self._version.segments),
+                deleted=self._version.deleted, date_from=first, date_to=last, model=meta["model"],
+                backend=meta["backend"], dimension=int(meta["dimension"]), ann=meta.get("ann", "flat"),
+                built_at=meta.get("committed_at", ""), size_bytes=dir_size(self.root),
+            )
+        return self._stats
+
+    # --- searching ---
+
+    def search(
+        self, question: str, k: int = 5, mode: str = "hybrid", filters: SearchFilters | None = None
+    ) -> SearchResult:
+        """The ``k`` best passages for ``question``, at most one per paragraph.
+
+        Raises InvalidQuery for an empty or too long question, an unknown
+        mode, k outside 1..100, or bad filters.
+        """
+        started = time.perf_counter()
+        question = check_question(question)
+        if mode not in MODES:
+            raise InvalidQuery(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+            raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+        filters = filters or SearchFilters()
+        cap = filters.max_per_article
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise InvalidQuery(f"max_per_article must be a whole number of at least 1, not {cap!r}")
+        filter_plan = plan(filters, lambda table, names: self.catalog.ids_for(table, names, create=False))
+        masks = self._masks(filter_plan)
+        candidates = self._candidates(question, mode, max(100, 5 * k), masks)
+        hits = self._hits(question, candidates, k, cap)
+        return SearchResult(question=question, mode=mode, hits=hits, seconds=time.perf_counter() - started)
+
+    def _masks(self, filter_plan: FilterPlan) -> dict[int, np.ndarray | None]:
+        live = self._version.live
+        if not filter_plan.restricts:
+            return live
+        return {seg.id: filter_plan.mask(seg.data, live[seg.id]) for seg in self._version.segments}
+
+    def _candidates(self, question: str, mode: str, n: int, masks: dict) -> list[Fused]:
+        dense_rows = dense_scores = lex_rows = lex_scores = None
+        tokens: list[str] = []
+        lexical_max = 0.0
+        if mode in ("dense", "hybrid"):
+            query = self.embedder.embed_queries([question])[0]
+            dense_rows, dense_scores = self._dense(query, n, masks)
+        if mode in ("lexical", "hybrid"):
+            tokens = tokenize(question)
+            lex_rows, lex_scores, lexical_max = self._lexical(tokens, n, masks)
+        if mode == "dense":
+            return [Fused(int(r), float(s), float(s), None) for r, s in zip(dense_rows, dense_scores)]
+        if mode == "lexical":
+            return [Fused(int(r), float(s), None, float(s)) for r, s in zip(lex_rows, lex_scores)]
+        return fuse(
+            dense_rows, dense_scores, lex_rows, lex_scores,
+            n_query_tokens=len(tokens), lexical_max=lexical_max,
+        )
+
+    def _dense(self, query: np.ndarray, n: int, masks: dict) -> tuple[np.ndarray, np.ndarray]:
+        rows, scores = [], []
+        for seg in self._version.segments:
+            mask = masks[seg.id]
+            positions, found = seg.vectors.search(query, n, mask)
+            rows.append(np.asarray(seg.data.rows)[positions])
+            scores.append(found)
+        return _merge(rows, scores, n)
+
+    def _term_ids(self, tokens: Sequence[str]) -> dict[str, int]:
+        """Term ids of the tokens the index knows (a small cache: ids never change)."""
+        out: dict[str, int] = {}
+        missing = []
+        with self._terms_lock:
+            for t in dict.fromkeys(tokens):
+                if t in self._terms:
+                    self._terms.move_to_end(t)
+                    if self._terms[t] is not None:
+                        out[t] = self._terms[t]
+                else:
+                    missing.append(t)
+        if missing:
+            found = self.catalog.ids_for("terms", missing, create=False)
+            with self._terms_lock:
+                for t in missing:
+                    self._terms[t] = found.get(t)
+                    if t in found:
+                        out[t] = found[t]
+                while len(self._terms) > 50_000:
+                    self._terms.popitem(last=False)
+        return out
+
+    def _lexical(self, tokens: list[str], n: int, masks: dict) -> tuple[np.ndarray, np.ndarray, float]:
+        """BM25 top ``n`` rows (real matches only) and the query's score bound."""
+        version = self._version
+        ids = self._term_ids(tokens)
+        distinct = [t for t in dict.fromkeys(tokens) if t in ids]
+        postings: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+        df = dict.fromkeys(distinct, 0)
+        for seg in version.segments:
+            live = version.live[seg.id]
+            for t in distinct:
+                docs, tf = seg.data.postings(ids[t])
+                if live is not None and len(docs):
+                    keep = live[docs]
+                    docs, tf = docs[keep], tf[keep]
+                if len(docs):
+                    postings[(seg.id, t)] = (docs, tf)
+                    df[t] += len(docs)
+        corpus = version.corpus
+        lexical_max = bm25.max_score([df.get(t, 0) for t in tokens], corpus.n_docs)
+        weights = {t: bm25.idf(df[t], corpus.n_docs) for t in distinct}
+        rows, scores = [], []
+        for seg in version.segments:
+            parts = [postings[(seg.id, t)] for t in tokens if (seg.id, t) in postings]
+            if not parts:
+                continue
+            owners = [t for t in tokens if (seg.id, t) in postings]
+            docs = np.concatenate([p[0] for p in parts])
+            doclen = np.asarray(seg.data.doclen)
+            w = np.concatenate([
+                bm25.term_weights(tf, doclen[d], weights[t], corpus) for (d, tf), t in zip(parts, owners)
+            ])  # fmt: skip
+            summed = np.bincount(docs, weights=w)
+            mask = masks[seg.id]
+            if mask is not None:
+                summed = np.where(mask[: len(summed)], summed, 0.0)
+            positions = np.flatnonzero(summed > 0)
+            if not len(positions):
+                continue
+            positions, found = top(positions, summed[positions].astype(np.float32), n)
+            rows.append(np.asarray(seg.data.rows)[positions])
+            scores.append(found)
+        merged_rows, merged_scores = _merge(rows, scores, n)
+        return merged_rows, merged_scores, lexical_max
+
+    def _hits(self, question: str, candidates: list[Fused], k: int, cap: int | None) -> tuple[Hit, ...]:
+        stored = self.catalog.chunk_rows(c.row for c in candidates)
+        taken: dict[str, list[tuple[int, int]]] = {}  # article id -> paragraph ranges already hit
+        hits: list[Hit] = []
+        for cand in candidates:
+            row = stored.get(cand.row)
+            if row is None:
+                continue  # deleted by a commit newer than this version
+            ranges = taken.setdefault(row.article_id, [])
+            if cap is not None and len(ranges) >= cap:
+                continue
+            if any(row.para_start <= end and start <= row.para_end for start, end in ranges):
+                continue  # at most one hit per paragraph
+            ranges.append((row.para_start, row.para_end))
+            spans, best = highlight(row.text, question)
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1, score=float(cand.score), chunk_id=row.chunk_id,
+                    text=row.text, highlights=spans, best_sentence=best, citation=row.citation,
+                    dense_score=cand.dense, lexical_score=cand.lexical,
+                )
+            )
+            if len(hits) == k:
+                break
+        return tuple(hits)
+
+
+def _merge(rows: list[np.ndarray], scores: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best of several segments' candidates, ties by row."""
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    all_rows = np.concatenate(rows).astype(np.int64)
+    all_scores = np.concatenate(scores).astype(np.float32)
+    order = np.lexsort((all_rows, -all_scores))[:n]
+    return all_rows[order], all_scores[order]
+
+
+def _json(text: str | None) -> dict | None:
+    import json
+
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,215 @@
+"""Segments: immutable folders of plain ``.npy`` files, one per batch of chunks.
+
+Every commit that adds chunks writes one new segment; a merge writes one
+segment from several and retires them. A segment is never changed after it
+is written (deletions are tombstones in the catalog), so readers can memory
+map it and share it between index versions. ``segments/s000012/``::
+
+    segment.json      counts, dimension, ANN kind, format
+    rows.npy          int64, ascending: the chunk rows (catalog ``chunks.row``)
+    vectors.npy       float32 (n, dimension), L2-normalised: the embeddings
+    published.npy     int64 seconds since 1970 UTC (NO_DATE when unknown)
+    source.npy        int32 source id (catalog ``sources``)
+    tag_indptr.npy    int64 (n + 1) and tag_ids.npy int32: the tags of row i
+                      are tag_ids[tag_indptr[i]:tag_indptr[i+1]]
+    doclen.npy        int32 BM25 tokens per row
+    terms.npy         int64 ascending term ids (catalog ``terms``) present here
+    term_indptr.npy   int64: the postings of terms[j] are j's slice of
+    post_docs.npy     int32 row positions (ascending within a term) and
+    post_tf.npy       uint16 term frequencies
+    ann.faiss         the approximate index over vectors.npy (hnsw / ivf only)
+
+Positions (0..n-1) index every per-row array; ``rows[pos]`` is the catalog row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import IndexCorrupt
+
+SEGMENT_FORMAT = 1
+NO_DATE = np.iinfo(np.int64).min
+_FILES = (
+    "rows", "vectors", "published", "source", "tag_indptr", "tag_ids", "doclen",
+    "terms", "term_indptr", "post_docs", "post_tf",
+)
+
+
+@dataclass
+class SegmentData:
+    """The arrays of a segment, in memory (for writing) or memory-mapped (for reading)."""
+
+    rows: np.ndarray  # int64 (n,)
+    vectors: np.ndarray  # float32 (n, d)
+    published: np.ndarray  # int64 (n,)
+    source: np.ndarray  # int32 (n,)
+    tag_indptr: np.ndarray  # int64 (n + 1,)
+    tag_ids: np.ndarray  # int32
+    doclen: np.ndarray  # int32 (n,)
+    terms: np.ndarray  # int64 (t,)
+    term_indptr: np.ndarray  # int64 (t + 1,)
+    post_docs: np.ndarray  # int32
+    post_tf: np.ndarray  # uint16
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, term frequencies) of one term; empty when absent."""
+        j = int(np.searchsorted(self.terms, term_id))
+        if j == len(self.terms) or int(self.terms[j]) != term_id:
+            return _EMPTY_DOCS, _EMPTY_TF
+        start, end = int(self.term_indptr[j]), int(self.term_indptr[j + 1])
+        return self.post_docs[start:end], self.post_tf[start:end]
+
+
+_EMPTY_DOCS = np.zeros(0, dtype=np.int32)
+_EMPTY_TF = np.zeros(0, dtype=np.uint16)
+
+
+def build_postings(token_ids: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(doclen, terms, term_indptr, post_docs, post_tf) from each row's term ids (duplicates = frequency)."""
+    n = len(token_ids)
+    doclen = np.array([len(t) for t in token_ids], dtype=np.int32)
+    if n == 0 or int(doclen.sum()) == 0:
+        return doclen, np.zeros(0, np.int64), np.zeros(1, np.int64), _EMPTY_DOCS.copy(), _EMPTY_TF.copy()
+    all_terms = np.concatenate([np.asarray(t, dtype=np.int64) for t in token_ids])
+    docs = np.repeat(np.arange(n, dtype=np.int64), doclen)
+    key = all_terms * n + docs  # sorted by term, then by position
+    pairs, tf = np.unique(key, return_counts=True)
+    return (doclen, *_postings_from_pairs(pairs // n, pairs % n, tf))
+
+
+def _postings_from_pairs(terms_per_posting: np.ndarray, docs: np.ndarray, tf: np.ndarray):
+    """Postings arrays from (term, doc, tf) triples sorted by (term, doc)."""
+    terms, starts = np.unique(terms_per_posting, return_index=True)
+    indptr = np.append(starts, len(terms_per_posting)).astype(np.int64)
+    return (
+        terms.astype(np.int64),
+        indptr,
+        docs.astype(np.int32),
+        np.minimum(tf, np.iinfo(np.uint16).max).astype(np.uint16),
+    )
+
+
+def tag_arrays(tag_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    counts = np.array([len(t) for t in tag_lists], dtype=np.int64)
+    indptr = np.zeros(len(tag_lists) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    ids = np.array([i for t in tag_lists for i in t], dtype=np.int32)
+    return indptr, ids
+
+
+def select(data: SegmentData, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays of the positions in ``keep`` (ascending), postings renumbered: for merges."""
+    keep = np.asarray(keep, dtype=np.int64)
+    new_pos = np.full(len(data), -1, dtype=np.int64)
+    new_pos[keep] = np.arange(len(keep))
+    counts = np.diff(np.asarray(data.tag_indptr))[keep]
+    tag_indptr = np.zeros(len(keep) + 1, dtype=np.int64)
+    np.cumsum(counts, out=tag_indptr[1:])
+    tag_rows = np.repeat(np.arange(len(data)), np.diff(np.asarray(data.tag_indptr)))
+    tag_ids = np.asarray(data.tag_ids)[new_pos[tag_rows] >= 0] if len(tag_rows) else np.zeros(0, np.int32)
+    post_terms = np.repeat(np.asarray(data.terms), np.diff(np.asarray(data.term_indptr)))
+    docs = new_pos[np.asarray(data.post_docs, dtype=np.int64)]
+    live = docs >= 0
+    return {
+        "rows": np.asarray(data.rows)[keep],
+        "vectors": np.asarray(data.vectors)[keep],
+        "published": np.asarray(data.published)[keep],
+        "source": np.asarray(data.source)[keep],
+        "tag_counts": counts,
+        "tag_ids": tag_ids.astype(np.int32),
+        "doclen": np.asarray(data.doclen)[keep],
+        "post_terms": post_terms[live],
+        "post_docs": docs[live],
+        "post_tf": np.asarray(data.post_tf)[live],
+    }
+
+
+def concatenate(parts: Sequence[dict[str, np.ndarray]]) -> SegmentData:
+    """One segment's arrays from several :func:`select` results, ordered by row."""
+    offsets = np.cumsum([0] + [len(p["rows"]) for p in parts])
+    rows = np.concatenate([p["rows"] for p in parts])
+    order = np.argsort(rows, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))  # old concatenated position -> new position
+
+    tag_counts = np.concatenate([p["tag_counts"] for p in parts])
+    tag_ids_cat = np.concatenate([p["tag_ids"] for p in parts])
+    tag_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(tag_counts[order], out=tag_indptr[1:])
+    entry_rank = rank[np.repeat(np.arange(len(rows)), tag_counts)]  # each tag entry's new row position
+    tag_ids = tag_ids_cat[np.argsort(entry_rank, kind="stable")]
+
+    post_terms = np.concatenate([p["post_terms"] for p in parts])
+    post_docs = np.concatenate([rank[p["post_docs"] + offsets[i]] for i, p in enumerate(parts)])
+    post_tf = np.concatenate([p["post_tf"] for p in parts])
+    by = np.lexsort((post_docs, post_terms))
+    terms, indptr, docs, tf = _postings_from_pairs(post_terms[by], post_docs[by], post_tf[by])
+    return SegmentData(
+        rows=rows[order],
+        vectors=np.concatenate([p["vectors"] for p in parts])[order],
+        published=np.concatenate([p["published"] for p in parts])[order],
+        source=np.concatenate([p["source"] for p in parts])[order],
+        tag_indptr=tag_indptr,
+        tag_ids=tag_ids.astype(np.int32),
+        doclen=np.concatenate([p["doclen"] for p in parts])[order],
+        terms=terms,
+        term_indptr=indptr,
+        post_docs=docs,
+        post_tf=tf,
+    )
+
+
+def write_segment(folder: Path, data: SegmentData, *, ann: str, extra: dict | None = None) -> None:
+    """Write ``data`` as the files of a new segment folder (not fsynced: the caller does)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    for name in _FILES:
+        with open(folder / f"{name}.npy", "wb") as f:
+            np.save(f, np.ascontiguousarray(getattr(data, name)), allow_pickle=False)
+    info = {
+        "format": SEGMENT_FORMAT,
+        "rows": len(data),
+        "dimension": data.dimension,
+        "ann": ann,
+        "postings": int(len(data.post_docs)),
+        **(extra or {}),
+    }
+    (folder / "segment.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def read_segment(folder: Path) -> tuple[dict, SegmentData]:
+    """(segment.json, memory-mapped arrays). Raises IndexCorrupt."""
+    folder = Path(folder)
+    try:
+        info = json.loads((folder / "segment.json").read_text(encoding="utf-8"))
+        if info.get("format") != SEGMENT_FORMAT:
+            raise IndexCorrupt(f"segment {folder} has format {info.get('format')!r}, expected {SEGMENT_FORMAT}")
+        arrays = {}
+        for name in _FILES:
+            path = folder / f"{name}.npy"
+            # tiny files are read; others mapped (shared page cache, nothing copied)
+            mode = "r" if os.path.getsize(path) > 1 << 16 else None
+            arrays[name] = np.load(path, mmap_mode=mode, allow_pickle=False)
+        data = SegmentData(**arrays)
+    except IndexCorrupt:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorrupt(f"segment {folder} is unreadable: {exc}") from exc
+    n = len(data.rows)
+    if data.vectors.shape[0] != n or len(data.published) != n or len(data.doclen) != n or info.get("rows") != n:
+        raise IndexCorrupt(f"segment {folder} is inconsistent (row counts differ)")
+    return info, data

@@ -1,0 +1,224 @@
+"""Keeping an index in step with folders of article files, reading only what changed.
+
+:func:`sync_folders` is what ``qa index FOLDER...`` runs. The catalog
+remembers, for every file of the last run, its size, modification time,
+SHA-256 and what it held (an article, a duplicate of one, or nothing
+usable). A run:
+
+1. lists the folders (``stat`` only, :func:`qa.ingest.scan_files`);
+2. takes a file whose size and time are unchanged as unchanged, unread;
+3. reads the others; one whose bytes hash as before is unchanged too (only
+   its time is updated); the rest are parsed and their articles added,
+   replaced or recognised as duplicates (same URL or same text as an article
+   another present file holds);
+4. removes the articles of files that are gone or no longer hold them,
+   unless a duplicate file still holds the article: that one takes over.
+
+So a run over an unchanged archive of 20,000 files costs a directory listing,
+and adding an article costs that article. Articles the index holds without
+a file (added through the library, or by an index of the first format) are
+removed too when ``remove_missing``, as they were not given this time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from qa.embed import Embedder
+from qa.errors import QAError, ReadError
+from qa.index.catalog import FileState, article_hash, text_hash
+from qa.index.writer import STEP_CHUNKS, UpdateReport, Writer
+from qa.ingest import MAX_FILE_BYTES, Deduper, FileEntry, _guarded, article_from_bytes, printable, read_bytes, scan_files
+from qa.records import Article, ReadReport, Skipped
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Run:
+    writer: Writer
+    report: ReadReport
+    present: dict[str, FileEntry]
+    states: dict[str, FileState]
+    claims: dict[str, str]  # article id -> the file holding it, decided in this run
+    duplicates: dict[str, list[FileEntry]]  # article id -> files found duplicating it in this run
+    orphans: set[str]  # article ids whose file is gone or holds something else now
+    dedupe: Deduper
+    processed: set[str]
+    max_bytes: int
+
+
+def sync_folders(
+    path,
+    folders: Iterable[str | os.PathLike],
+    embedder: Embedder,
+    report: ReadReport,
+    *,
+    remove_missing: bool = True,
+    follow_symlinks: bool = False,
+    max_bytes: int = MAX_FILE_BYTES,
+    progress: bool = True,
+    ann: str | None = None,
+    step_chunks: int = STEP_CHUNKS,
+    merge: bool = True,
+) -> UpdateReport:
+    """Build or update the index at ``path`` from the article files under ``folders``.
+
+    ``report`` is filled with what happened to every file. Raises QAError,
+    leaving the index as it was, when the folders hold no article files.
+    """
+    entries = list(scan_files(folders, report, follow_symlinks=follow_symlinks))
+    if not entries:
+        raise QAError(
+            f"no article files found in {', '.join(map(str, folders))} ({report.files_seen} files seen); "
+            "the index was left as it is"
+        )
+    with Writer(path, embedder, ann=ann, progress=progress, step_chunks=step_chunks) as writer:
+        run = _Run(
+            writer=writer, report=report, present={e.key: e for e in entries},
+            states=writer.catalog.file_states(), claims={}, duplicates={}, orphans=set(),
+            dedupe=Deduper(), processed=set(), max_bytes=max_bytes,
+        )
+        if remove_missing:
+            for key, state in run.states.items():
+                if key not in run.present:
+                    writer.delete_file(key)
+                    if state.status == "article" and state.article_id:
+                        run.orphans.add(state.article_id)
+        from tqdm import tqdm
+
+        for entry in tqdm(entries, desc="reading", unit=" files", disable=not progress, mininterval=1.0):
+            report.files_seen += 1
+            state = run.states.get(entry.key)
+            if state is not None and state.size == entry.size and state.mtime_ns == entry.mtime_ns:
+                report.unchanged += 1
+                continue
+            _read(run, entry)
+        _settle_orphans(run)
+        if remove_missing:
+            for article_id in writer.catalog.articles_without_file():
+                if article_id not in run.claims:
+                    writer.delete(article_id)
+        if not run.claims and report.articles == 0 and report.unchanged == 0 and report.duplicates == 0:
+            raise QAError(
+                f"no articles could be read from {', '.join(map(str, folders))} "
+                f"({len(report.skipped)} files skipped); the index was left as it is"
+            )
+        result = writer.finish(merge=merge)
+    unchanged = max(0, result.articles - result.articles_added - result.articles_changed)
+    return replace(result, articles_unchanged=unchanged)
+
+
+def _skip(run: _Run, entry: FileEntry, state: FileState, exc: ReadError) -> None:
+    run.report.skipped.append(Skipped(exc.path, exc.reason, exc.detail))
+    log.warning("skipped %s: %s%s", printable(exc.path), exc.reason,
+                f" ({printable(exc.detail)})" if exc.detail else "")  # fmt: skip
+    run.writer.put_file(replace(state, status="skipped", article_id=None, detail=f"{exc.reason}: {exc.detail}"[:500]))
+
+
+def _read(run: _Run, entry: FileEntry) -> None:
+    run.processed.add(entry.key)
+    old = run.states.get(entry.key)
+    blank = FileState(entry.key, entry.size, entry.mtime_ns, "", "skipped", None, entry.rel)
+    if old is not None and old.status == "article" and old.article_id:
+        run.orphans.add(old.article_id)  # until the file is found to hold it still
+    try:
+        data = read_bytes(entry, run.max_bytes)
+    except ReadError as exc:
+        _skip(run, entry, blank, exc)
+        return
+    digest = hashlib.sha256(data).hexdigest()
+    if old is not None and old.sha256 == digest:
+        run.report.unchanged += 1
+        run.writer.put_file(replace(old, size=entry.size, mtime_ns=entry.mtime_ns))
+        if old.status == "article" and old.article_id:
+            run.orphans.discard(old.article_id)
+            run.claims.setdefault(old.article_id, entry.key)
+        return
+    state = replace(blank, sha256=digest)
+    try:
+        article = _guarded(lambda: article_from_bytes(data, entry), entry.rel)
+    except ReadError as exc:
+        _skip(run, entry, state, exc)
+        return
+    _place(run, entry, state, article)
+
+
+def _place(run: _Run, entry: FileEntry, state: FileState, article: Article) -> None:
+    """Add ``article`` from ``entry``, or record the file as a duplicate of the article kept."""
+    catalog, report = run.writer.catalog, run.report
+    kept_id = _duplicate_of(run, entry, article)
+    if kept_id is not None:
+        report.duplicates += 1
+        report.duplicate_paths.append((entry.rel, run.present[run.claims[kept_id]].rel
+                                       if kept_id in run.claims else kept_id))  # fmt: skip
+        run.duplicates.setdefault(kept_id, []).append(entry)
+        run.writer.put_file(replace(state, status="duplicate", article_id=kept_id))
+        return
+    report.articles += 1
+    run.claims[article.id] = entry.key
+    run.orphans.discard(article.id)
+    stored, owner = catalog.article_file(article.id)
+    same = stored and owner == entry.key and catalog.article_hash_of([article.id]).get(article.id) == article_hash(article)
+    if not same:
+        run.writer.add(article, entry.key, changed=stored)
+    run.writer.put_file(replace(state, status="article", article_id=article.id))
+
+
+def _duplicate_of(run: _Run, entry: FileEntry, article: Article) -> str | None:
+    """The id of the article this one duplicates (in this run or in the index), or None."""
+    catalog = run.writer.catalog
+    claimed = run.claims.get(article.id)
+    if claimed is not None and claimed != entry.key:
+        return article.id
+    try:
+        kept = run.dedupe.kept_as(article)
+    except ReadError:
+        kept = None
+    if kept is not None:
+        return kept[1]
+    stored, owner = catalog.article_file(article.id)
+    if stored and owner and owner != entry.key and owner in run.present and article.id not in run.orphans:
+        return article.id  # another file still present holds it
+    other = catalog.article_by_text_hash(text_hash(article.text))
+    if other is not None and other != article.id and other not in run.orphans:
+        _, other_owner = catalog.article_file(other)
+        if other_owner is None or (other_owner != entry.key and other_owner in run.present):
+            return other
+    return None
+
+
+def _settle_orphans(run: _Run) -> None:
+    """Articles whose file is gone or changed: a duplicate file takes over, else they are removed."""
+    catalog = run.writer.catalog
+    for article_id in sorted(run.orphans):
+        if article_id in run.claims:
+            continue
+        candidates = [e.key for e in run.duplicates.get(article_id, [])]
+        candidates += [k for k in catalog.duplicate_files(article_id) if k in run.present and k not in candidates]
+        for key in candidates:
+            entry = run.present[key]
+            try:
+                data = read_bytes(entry, run.max_bytes)
+                article = _guarded(lambda e=entry, d=data: article_from_bytes(d, e), entry.rel)
+            except ReadError:
+                continue
+            state = FileState(key, entry.size, entry.mtime_ns, hashlib.sha256(data).hexdigest(),
+                              "article", article.id, entry.rel)  # fmt: skip
+            run.claims[article.id] = key
+            stored, _owner = catalog.article_file(article.id)
+            run.writer.add(article, key, changed=stored)
+            run.writer.put_file(state)
+            if key in {e.key for e in run.duplicates.get(article_id, [])}:
+                run.report.duplicates -= 1
+                run.report.articles += 1
+            if article.id == article_id:
+                break
+        if article_id not in run.claims:
+            stored, _ = catalog.article_file(article_id)
+            if stored:
+                run.writer.delete(article_id)
