@@ -73,7 +73,7 @@ _JUNK_LINE = re.compile(
     r"|No More\.|You’ve hit the wall\.|The Economist|Published since September 1843"
     r"|The Wall Street Journal|端傳媒 Initium Media"
     r"|\S{0,20}[:：]?\s*https?://\S+"
-    r"|(?:\S{0,12}(?:邮箱|郵箱|电邮|電郵|E-?mail)\S{0,4}[:：]?\s*)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # a reporter's address under the byline
     r"|[（(]欢迎点击此处订阅.*[）)]"
     r"|©.*|Copyright ©.*|\d{4}年\s*\S{0,10}版[权權]声明[:：].*"
     r"|The post .* (?:first appeared|appeared first) on .*"
@@ -86,16 +86,16 @@ _JUNK_LINE = re.compile(
 # Roles that only editing staff hold: a short line naming one is a credit line.
 _EDITORIAL_ROLE = r"责任编辑|責任編輯|责编|責編|网编|網編|文字整理|核稿|审校|審校|发稿|發稿|校对|校對"
 # Roles that open a credit line when followed by a colon ("编辑：杨真心", "（編輯：郭無患）").
-_EDITING_ROLE = r"(?:实习|實習)?(?:编辑|編輯|编译|編譯|翻译|翻譯)"
+_EDITING_ROLE = r"(?:实习|實習)?(?:编辑|編輯|编译|編譯|翻译|翻譯|译者|譯者)"
 # Every role a credit may start with, reporters included ("记者：高锋、责编：胡力汉").
-_ANY_ROLE = rf"(?:实习|實習)?(?:{_EDITORIAL_ROLE}|编辑|編輯|编译|編譯|翻译|翻譯|撰稿|编写|編寫|整理|记者|記者|采访|採訪)"
-_CREDIT_EDITORIAL = re.compile(_EDITORIAL_ROLE)
+_ANY_ROLE = rf"(?:实习|實習)?(?:{_EDITORIAL_ROLE}|编辑|編輯|编译|編譯|翻译|翻譯|译者|譯者|撰稿|编写|編寫|整理|记者|記者|采访|採訪)"
+_CREDIT_EDITORIAL = re.compile(rf"(?:{_EDITORIAL_ROLE})(?=[\s:：｜|/／;；]|$)")  # "发稿时" is prose
 _CREDIT_EDITING_START = re.compile(rf"[（(]?\s*{_EDITING_ROLE}\s*[/／]?\s*(?:{_EDITORIAL_ROLE})?\s*[:：｜|]")
 _CREDIT_START = re.compile(rf"[（(]?\s*{_ANY_ROLE}")
 _CREDIT_END = re.compile(r"[\s#＃]*(?:\d{7,8})?[\s#＃]*$")  # 大纪元's "＃", 中央社's ROC date "1090909"
 _SENTENCE_PUNCT = re.compile(r"[。！？!?]")
 _EDITOR_NAME = re.compile(
-    rf"(?:责任编辑|責任編輯|责编|責編|^[（(]?\s*(?:编辑|編輯))\s*[:：｜|]?\s*"
+    rf"(?:责任编辑|責任編輯|责编|責編|^[（(]?\s*(?:编辑|編輯))(?![邮郵]箱)\s*[:：｜|]?\s*"
     rf"((?:(?!{_ANY_ROLE})[^\s:：;；,，()（）#＃|｜/／])+(?:[\s、]+(?:(?!{_ANY_ROLE})[^\s:：;；,，()（）#＃|｜/／])+)*)"
 )
 _MAX_CREDIT = 80  # characters: a credit line is short
@@ -106,14 +106,14 @@ _TRAILER = re.compile(
     r"|(?:责任编辑|責任編輯|责编|責編)(?:邮箱|郵箱)\s*[:：]?\s*[\w.+-]+@[\w-]+(?:\.[\w-]+)+[）)]?",
     re.IGNORECASE,
 )
-_TRAILER_HINT = re.compile(rf"©|Copyright|获取更多RSS|{_EDITORIAL_ROLE}|编辑|編輯|编译|編譯|翻译|翻譯", re.IGNORECASE)
+_TRAILER_HINT = re.compile(rf"©|Copyright|获取更多RSS|{_EDITORIAL_ROLE}|编辑|編輯|编译|編譯|翻译|翻譯|译者|譯者", re.IGNORECASE)
 _TRAILER_BOUNDARY = re.compile(r"[。！？!?…”’」』）)】]\s*|\s+")
 _MAX_TRAILER = 120  # characters looked at, from the end of a paragraph
 
 # --- markup that reached the page as text -----------------------------------------
 _TAG_NAMES = "|".join(sorted(html_defs.tags, key=len, reverse=True))
-_TAG_TEXT = re.compile(rf"<\s*/?\s*(?:{_TAG_NAMES})(?=[\s/>]|$)[^<>]*(?:>|$)", re.IGNORECASE)
-_ESCAPED_TAG = re.compile(rf"&(?:lt|#0*60|#x0*3c);\s*/?\s*(?:{_TAG_NAMES})(?=[\s/&]|$)", re.IGNORECASE)
+_TAG_TEXT = re.compile(rf"</?(?:{_TAG_NAMES})(?=[\s/>]|$)[^<>]*(?:>|$)", re.IGNORECASE)  # "a < b > c" is no tag
+_ESCAPED_TAG = re.compile(rf"&(?:lt|#0*60|#x0*3c);/?(?:{_TAG_NAMES})(?=[\s/&]|$)", re.IGNORECASE)
 _MAX_UNESCAPE = 3  # rounds of &amp;lt; → &lt; → <
 
 _BREAK = "\u2029"  # a private paragraph mark, never present in real text
@@ -183,7 +183,7 @@ def strip_trailer(text: str) -> tuple[str, str | None]:
         kept = text[: boundary.end()].rstrip()
         if tail[-1] in _CLOSERS and _unclosed(kept):
             kept += tail[-1]
-        return kept, credit_editor(tail)
+        return kept, None if _TRAILER.fullmatch(tail) else credit_editor(tail)
     return text, None
 
 
@@ -400,10 +400,7 @@ def _markup_as_html(lines: Iterable[str]) -> Iterator[str]:
 def _paragraphs(lines: Iterable[str], title: str | None, editor: str | None) -> Cleaned:
     paragraphs, title_key = [], _key(title) if title else None
     for raw in lines:
-        text = normalize_space(raw)
-        if not _is_text(text):
-            continue
-        text, credited = strip_trailer(text)
+        text, credited = strip_trailer(normalize_space(raw))  # first: "正文。获取更多RSS：https://…"
         editor = editor or credited
         if not _is_text(text):
             continue

@@ -190,3 +190,121 @@ def test_text_paragraphs():
     assert text_paragraphs("An English paragraph that is\nhard-wrapped at sixty columns\nlike this.") == (
         "An English paragraph that is hard-wrapped at sixty columns like this.",
     )
+
+
+# --- hardening: linear time, boilerplate removed exactly ------------------------------------
+
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+from qa.clean import is_credit_line, strip_trailer  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<div>" * 20000 + "正文" + "</div>" * 20000,
+        "<ul><li>" * 20000 + "正文" + "</li></ul>" * 20000,
+        "<p>正文。</p>" + "<ul><li><a href='x'>链接</a>" * 20000,  # the link-list rule runs
+        "<div><i>" * 20000 + "x",
+        "<a>" * 20000 + "more",
+        '<div class="article-editor">' * 20000 + "责任编辑：王五",
+        "<!--" * 100000 + "<p>x</p>",
+        "<p>" + "&lt;a href=”x”&gt;" * 30000 + "</p>",
+    ],
+)
+def test_cleaning_is_linear_in_nesting_and_size(html):
+    start = time.perf_counter()
+    clean_html(html)  # no RecursionError, no quadratic walk (was 17 s for 20,000 divs, 73 s for lists)
+    assert time.perf_counter() - start < 2.5
+
+
+def test_rss_phrase_removes_the_footer_not_its_container():
+    html = (
+        "<div><p>第一段正文。</p>获取更多RSS：<br><a href='https://feedx.net'>https://feedx.net</a>"
+        "<br><a href='https://feedx.xyz'>https://feedx.xyz</a><p>第二段正文。</p></div>"
+    )
+    assert paras(html) == ["第一段正文。", "第二段正文。"]
+    assert paras("<div>真实正文在这里。获取更多RSS：https://feedx.net</div>") == ["真实正文在这里。"]
+    assert paras("<div>教你如何获取更多RSS订阅源的文章。</div>") == ["教你如何获取更多RSS订阅源的文章。"]
+
+
+@pytest.mark.parametrize(
+    "text, kept, editor",
+    [
+        ("如今他再次被绑架，面临判刑。  文字整理：李洁思；责任编辑：高静 ＃", "如今他再次被绑架，面临判刑。", "高静"),
+        ("海基會仍會致力於兩岸的正常交流。（編輯：郭無患）1090909", "海基會仍會致力於兩岸的正常交流。", "郭無患"),
+        ("確診人數約1780人。（編輯：陳正健/核稿：蔡佳敏）1100110", "確診人數約1780人。", "陳正健"),
+        ("迫使证交所暂停交易。（实习编译：林岳锋/核稿：刘学源）", "迫使证交所暂停交易。", None),
+        ("损害美国国家利益和自身形象。（完） (编译 徐文焰/李婷仪 审校 屈桂娟)", "损害美国国家利益和自身形象。（完）", None),
+        ("有力证据。 © 2020年德国之声版权声明：本文所有内容受到著作权法保护。", "有力证据。", None),
+        ("（作者系首席投资总监。本文仅代表作者观点。责任编辑邮箱：Tao.feng@ftchinese.com）",
+         "（作者系首席投资总监。本文仅代表作者观点。）", None),
+        ("自由亚洲电台记者家傲华盛顿报道 责编：梒青 网编：洪伟", "自由亚洲电台记者家傲华盛顿报道", "梒青"),
+        # prose and bylines stay whole
+        ("截至发稿时，警方仍在调查。", "截至发稿时，警方仍在调查。", None),
+        ("中国《环球时报》总编辑胡锡进说。", "中国《环球时报》总编辑胡锡进说。", None),
+        ("出事了。（记者 王五）", "出事了。（记者 王五）", None),
+    ],
+)  # fmt: skip
+def test_trailing_credits_copyright_and_editor_mail(text, kept, editor):
+    assert strip_trailer(text) == (kept, editor)
+
+
+@pytest.mark.parametrize(
+    "line, credit",
+    [
+        ("文字整理：李洁思；责任编辑：高静 ＃", True),
+        ("记者：高锋、责编：胡力汉 许书婷", True),
+        ("（撰稿：李文/责编：萧尔）", True),
+        ("编译 王凤昌 发稿 朱淑珍", True),
+        ("翻译：纽约时报中文网", True),
+        ("编辑｜李合子", True),
+        ("（责任编辑：王五）", True),
+        ("（总台央视记者 孔禄渊）", False),
+        ("记者：高锋", False),
+        ("以下为中国数字时代编辑摘自网友评论：", False),
+        ("编辑说明：近年来，中国知识界面临新的分化。", False),
+        ("法广编辑部", False),
+    ],
+)
+def test_credit_lines(line, credit):
+    assert is_credit_line(line) is credit
+
+
+def test_credit_paragraphs_go_and_name_the_editor():
+    html = "<p>他说这是前所未有的行动。</p><p>（撰稿：李文/责编：萧尔）</p><p>翻译：晋其角、邓妍</p>"
+    cleaned = clean_html(html)
+    assert cleaned.paragraphs == ("他说这是前所未有的行动。",) and cleaned.editor == "萧尔"
+    cleaned = clean_html("<p>面临判刑。</p><p>文字整理：李洁思；责任编辑：高静 ＃</p>")
+    assert cleaned.paragraphs == ("面临判刑。",) and cleaned.editor == "高静"
+
+
+def test_markup_left_as_text_is_parsed_once_more():
+    # 大纪元: a DocumentCloud <noscript> fallback, escaped, with typographic quotes (&#8221; = ”)
+    html = (
+        "<p>文件显示，有10篇网评文章参选。</p><p><noscript>&lt;br /&gt;</p>"
+        "<p>&lt;a href=&#8221;https://assets.documentcloud.org/documents/7221937/洛阳市文件.pdf&#8221;&gt;"
+        "洛阳市文件 (PDF)&lt;/a&gt;&lt;/p&gt;</p>"
+        "<p>&lt;p&gt;&lt;a href=&#8221;https://assets.documentcloud.org/documents/7221936/x.pdf</p>"
+    )
+    cleaned = paras(html)
+    assert cleaned[0] == "文件显示，有10篇网评文章参选。"
+    assert not any("<" in p or "href" in p or "&lt;" in p for p in cleaned), cleaned
+    assert paras("<p>&amp;lt;p&amp;gt;双重转义的正文&amp;lt;/p&amp;gt;</p>") == ["双重转义的正文"]
+    assert paras("<p>&lt;script&gt;var a = 1;&lt;/script&gt;正文。</p>") == ["正文。"]
+    assert paras('<p><a href=”https://example.com/x”>链接文字</a></p>') == ["链接文字"]
+
+
+def test_read_more_links_copyright_lines_and_bare_addresses():
+    html = (
+        "<p>正文。</p><p>閱讀全文&gt;&gt;<a href='/x'>安徽四個月拆250餘教堂十字架</a></p>"
+        "<p>2020年 德国之声版权声明：本文所有内容受到著作权法保护。</p>"
+        "<p>易锐民报道</p><p>yikym@sph.com.sg</p><p>电子邮箱：law@miit.gov.cn</p>"
+    )
+    assert paras(html) == ["正文。", "易锐民报道", "电子邮箱：law@miit.gov.cn"]
+
+
+def test_control_characters_are_not_text():
+    assert paras("<p>正\x08文\x1b[31m。\x7f</p>") == ["正文[31m。"]

@@ -126,21 +126,25 @@ def _bitmap_selector(mask: np.ndarray):
     return selector
 
 
-def top(positions: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` best (position, score), best first, ties by position (= by row)."""
+def top(positions: np.ndarray, scores: np.ndarray, n: int, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best (position, score), best first; equal scores are ordered
+    by ``keys[position]`` (the chunk's key), so every build breaks ties alike."""
+    scores = np.asarray(scores, dtype=np.float32)
     if len(scores) > n:
         kth = np.partition(scores, len(scores) - n)[len(scores) - n]
         keep = scores >= kth
         positions, scores = positions[keep], scores[keep]
-    order = np.lexsort((positions, -scores))[:n]
-    return positions[order].astype(np.int64), scores[order].astype(np.float32)
+    order = np.lexsort((np.asarray(keys)[positions], -scores))[:n]
+    return positions[order].astype(np.int64), scores[order]
 
 
 class SegmentVectors:
     """Search one segment: exactly, or through its approximate index, always returning exact cosines."""
 
-    def __init__(self, vectors: np.ndarray, kind: str, ann: faiss.Index | None, params: AnnParams):
+    def __init__(self, vectors: np.ndarray, keys: np.ndarray, kind: str, ann: faiss.Index | None,
+                 params: AnnParams):  # fmt: skip
         self.vectors = vectors
+        self.keys = keys
         self.kind = kind if ann is not None else "flat"
         self.ann = ann
         self.params = params
@@ -151,15 +155,15 @@ class SegmentVectors:
     def exact(self, query: np.ndarray, n: int, mask: np.ndarray | None, allowed: int) -> tuple[np.ndarray, np.ndarray]:
         if mask is None:
             scores = np.asarray(self.vectors) @ query
-            return top(np.arange(len(scores)), scores, n)
+            return top(np.arange(len(scores)), scores, n, self.keys)
         if allowed == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if allowed <= GATHER_FRACTION * len(self.vectors):
             positions = np.flatnonzero(mask)
-            return top(positions, np.asarray(self.vectors[positions]) @ query, n)
+            return top(positions, np.asarray(self.vectors[positions]) @ query, n, self.keys)
         scores = np.asarray(self.vectors) @ query
         positions = np.flatnonzero(mask)
-        return top(positions, scores[positions], n)
+        return top(positions, scores[positions], n, self.keys)
 
     def search(self, query: np.ndarray, n: int, mask: np.ndarray | None = None,
                allowed: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -189,4 +193,4 @@ class SegmentVectors:
         if len(positions) < want:  # the walk came back short: be exact instead
             return self.exact(query, n, mask, allowed if allowed is not None else len(self))
         positions = np.sort(positions)
-        return top(positions, np.asarray(self.vectors[positions]) @ query, n)
+        return top(positions, np.asarray(self.vectors[positions]) @ query, n, self.keys)

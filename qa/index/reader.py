@@ -97,7 +97,7 @@ class LoadedSegment:
                 ann = load_ann(folder)
             except RuntimeError as exc:
                 raise IndexCorrupt(f"the vector index of segment {folder} is unreadable: {exc}") from exc
-        self.vectors = SegmentVectors(self.data.vectors, record.ann, ann, params)
+        self.vectors = SegmentVectors(self.data.vectors, self.data.keys, record.ann, ann, params)
         self.total_length = int(np.asarray(self.data.doclen, dtype=np.int64).sum())
 
     def __len__(self) -> int:
@@ -332,8 +332,8 @@ class Index:
             raise InvalidQuery(f"max_per_article must be a whole number of at least 1, not {cap!r}")
         filter_plan = plan(filters, lambda table, names: self.catalog.ids_for(table, names, create=False))
         masks = self._masks(filter_plan)
-        candidates = self._candidates(question, mode, max(100, 5 * k), masks)
-        hits = self._hits(question, candidates, k, cap)
+        candidates, rows_by_key = self._candidates(question, mode, max(100, 5 * k), masks)
+        hits = self._hits(question, candidates, rows_by_key, k, cap)
         return SearchResult(question=question, mode=mode, hits=hits, seconds=time.perf_counter() - started)
 
     def _masks(self, filter_plan: FilterPlan) -> dict[int, np.ndarray | None]:
@@ -342,33 +342,39 @@ class Index:
             return live
         return {seg.id: filter_plan.mask(seg.data, live[seg.id]) for seg in self._version.segments}
 
-    def _candidates(self, question: str, mode: str, n: int, masks: dict) -> list[Fused]:
-        dense_rows = dense_scores = lex_rows = lex_scores = None
+    def _candidates(self, question: str, mode: str, n: int, masks: dict) -> tuple[list[Fused], dict[int, int]]:
+        """Fused candidates, identified by chunk key, and key -> row."""
+        dense = lex = None
         tokens: list[str] = []
         lexical_max = 0.0
         if mode in ("dense", "hybrid"):
             query = self.embedder.embed_queries([question])[0]
-            dense_rows, dense_scores = self._dense(query, n, masks)
+            dense = self._dense(query, n, masks)
         if mode in ("lexical", "hybrid"):
             tokens = tokenize(question)
-            lex_rows, lex_scores, lexical_max = self._lexical(tokens, n, masks)
+            *lex, lexical_max = self._lexical(tokens, n, masks)
+        rows_by_key = {}
+        for found in (dense, lex):
+            if found is not None:
+                rows_by_key.update(zip(found[2].tolist(), found[0].tolist()))
         if mode == "dense":
-            return [Fused(int(r), float(s), float(s), None) for r, s in zip(dense_rows, dense_scores)]
+            return [Fused(int(key), float(s), float(s), None) for key, s in zip(dense[2], dense[1])], rows_by_key
         if mode == "lexical":
-            return [Fused(int(r), float(s), None, float(s)) for r, s in zip(lex_rows, lex_scores)]
-        return fuse(
-            dense_rows, dense_scores, lex_rows, lex_scores,
-            n_query_tokens=len(tokens), lexical_max=lexical_max,
-        )
+            return [Fused(int(key), float(s), None, float(s)) for key, s in zip(lex[2], lex[1])], rows_by_key
+        fused = fuse(
+            dense[2], dense[1], lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max,
+        )  # candidates are named by their keys, so ties break alike in every build
+        return fused, rows_by_key
 
-    def _dense(self, query: np.ndarray, n: int, masks: dict) -> tuple[np.ndarray, np.ndarray]:
-        rows, scores = [], []
+    def _dense(self, query: np.ndarray, n: int, masks: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``n`` nearest (rows, cosines, keys) over every segment."""
+        rows, scores, keys = [], [], []
         for seg in self._version.segments:
-            mask = masks[seg.id]
-            positions, found = seg.vectors.search(query, n, mask)
+            positions, found = seg.vectors.search(query, n, masks[seg.id])
             rows.append(np.asarray(seg.data.rows)[positions])
+            keys.append(np.asarray(seg.data.keys)[positions])
             scores.append(found)
-        return _merge(rows, scores, n)
+        return _merge(rows, scores, keys, n)
 
     def _term_ids(self, tokens: Sequence[str]) -> dict[str, int]:
         """Term ids of the tokens the index knows (a small cache: ids never change)."""
@@ -393,8 +399,8 @@ class Index:
                     self._terms.popitem(last=False)
         return out
 
-    def _lexical(self, tokens: list[str], n: int, masks: dict) -> tuple[np.ndarray, np.ndarray, float]:
-        """BM25 top ``n`` rows (real matches only) and the query's score bound."""
+    def _lexical(self, tokens: list[str], n: int, masks: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """BM25 top ``n`` (rows, scores, keys), real matches only, and the query's score bound."""
         version = self._version
         ids = self._term_ids(tokens)
         distinct = [t for t in dict.fromkeys(tokens) if t in ids]
@@ -413,7 +419,7 @@ class Index:
         corpus = version.corpus
         lexical_max = bm25.max_score([df.get(t, 0) for t in tokens], corpus.n_docs)
         weights = {t: bm25.idf(df[t], corpus.n_docs) for t in distinct}
-        rows, scores = [], []
+        rows, scores, keys = [], [], []
         for seg in version.segments:
             parts = [postings[(seg.id, t)] for t in tokens if (seg.id, t) in postings]
             if not parts:
@@ -431,18 +437,19 @@ class Index:
             positions = np.flatnonzero(summed > 0)
             if not len(positions):
                 continue
-            positions, found = top(positions, summed[positions].astype(np.float32), n)
+            positions, found = top(positions, summed[positions], n, seg.data.keys)
             rows.append(np.asarray(seg.data.rows)[positions])
+            keys.append(np.asarray(seg.data.keys)[positions])
             scores.append(found)
-        merged_rows, merged_scores = _merge(rows, scores, n)
-        return merged_rows, merged_scores, lexical_max
+        return (*_merge(rows, scores, keys, n), lexical_max)
 
-    def _hits(self, question: str, candidates: list[Fused], k: int, cap: int | None) -> tuple[Hit, ...]:
-        stored = self.catalog.chunk_rows(c.row for c in candidates)
+    def _hits(self, question: str, candidates: list[Fused], rows_by_key: dict[int, int], k: int,
+              cap: int | None) -> tuple[Hit, ...]:  # fmt: skip
+        stored = self.catalog.chunk_rows(rows_by_key[c.row] for c in candidates)
         taken: dict[str, list[tuple[int, int]]] = {}  # article id -> paragraph ranges already hit
         hits: list[Hit] = []
         for cand in candidates:
-            row = stored.get(cand.row)
+            row = stored.get(rows_by_key[cand.row])
             if row is None:
                 continue  # deleted by a commit newer than this version
             ranges = taken.setdefault(row.article_id, [])
@@ -464,14 +471,16 @@ class Index:
         return tuple(hits)
 
 
-def _merge(rows: list[np.ndarray], scores: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` best of several segments' candidates, ties by row."""
+def _merge(rows: list[np.ndarray], scores: list[np.ndarray], keys: list[np.ndarray],
+           n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The ``n`` best of several segments' (rows, scores, keys), ties by key."""
     if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
     all_rows = np.concatenate(rows).astype(np.int64)
     all_scores = np.concatenate(scores).astype(np.float32)
-    order = np.lexsort((all_rows, -all_scores))[:n]
-    return all_rows[order], all_scores[order]
+    all_keys = np.concatenate(keys).astype(np.int64)
+    order = np.lexsort((all_keys, -all_scores))[:n]
+    return all_rows[order], all_scores[order], all_keys[order]
 
 
 def _json(text: str | None) -> dict | None:

@@ -7,6 +7,8 @@ map it and share it between index versions. ``segments/s000012/``::
 
     segment.json      counts, dimension, ANN kind, format
     rows.npy          int64, ascending: the chunk rows (catalog ``chunks.row``)
+    keys.npy          int64 from the chunk id: breaks ties between equal scores the
+                      same way in every build (row numbers depend on update order)
     vectors.npy       float32 (n, dimension), L2-normalised: the embeddings
     published.npy     int64 seconds since 1970 UTC (NO_DATE when unknown)
     source.npy        int32 source id (catalog ``sources``)
@@ -37,7 +39,7 @@ from qa.errors import IndexCorrupt
 SEGMENT_FORMAT = 1
 NO_DATE = np.iinfo(np.int64).min
 _FILES = (
-    "rows", "vectors", "published", "source", "tag_indptr", "tag_ids", "doclen",
+    "rows", "keys", "vectors", "published", "source", "tag_indptr", "tag_ids", "doclen",
     "terms", "term_indptr", "post_docs", "post_tf",
 )
 
@@ -47,6 +49,7 @@ class SegmentData:
     """The arrays of a segment, in memory (for writing) or memory-mapped (for reading)."""
 
     rows: np.ndarray  # int64 (n,)
+    keys: np.ndarray  # int64 (n,)
     vectors: np.ndarray  # float32 (n, d)
     published: np.ndarray  # int64 (n,)
     source: np.ndarray  # int32 (n,)
@@ -103,6 +106,11 @@ def _postings_from_pairs(terms_per_posting: np.ndarray, docs: np.ndarray, tf: np
     )
 
 
+def chunk_key(chunk_id: str) -> int:
+    """A chunk's tie-break key: 60 bits of its (content-derived) id."""
+    return int(chunk_id[:15], 16) if len(chunk_id) >= 15 else int.from_bytes(chunk_id.encode()[:7], "big")
+
+
 def tag_arrays(tag_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     counts = np.array([len(t) for t in tag_lists], dtype=np.int64)
     indptr = np.zeros(len(tag_lists) + 1, dtype=np.int64)
@@ -126,6 +134,7 @@ def select(data: SegmentData, keep: np.ndarray) -> dict[str, np.ndarray]:
     live = docs >= 0
     return {
         "rows": np.asarray(data.rows)[keep],
+        "keys": np.asarray(data.keys)[keep],
         "vectors": np.asarray(data.vectors)[keep],
         "published": np.asarray(data.published)[keep],
         "source": np.asarray(data.source)[keep],
@@ -160,6 +169,7 @@ def concatenate(parts: Sequence[dict[str, np.ndarray]]) -> SegmentData:
     terms, indptr, docs, tf = _postings_from_pairs(post_terms[by], post_docs[by], post_tf[by])
     return SegmentData(
         rows=rows[order],
+        keys=np.concatenate([p["keys"] for p in parts])[order],
         vectors=np.concatenate([p["vectors"] for p in parts])[order],
         published=np.concatenate([p["published"] for p in parts])[order],
         source=np.concatenate([p["source"] for p in parts])[order],
@@ -210,6 +220,6 @@ def read_segment(folder: Path) -> tuple[dict, SegmentData]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexCorrupt(f"segment {folder} is unreadable: {exc}") from exc
     n = len(data.rows)
-    if data.vectors.shape[0] != n or len(data.published) != n or len(data.doclen) != n or info.get("rows") != n:
+    if data.vectors.shape[0] != n or len(data.keys) != n or len(data.published) != n or len(data.doclen) != n or info.get("rows") != n:
         raise IndexCorrupt(f"segment {folder} is inconsistent (row counts differ)")
     return info, data

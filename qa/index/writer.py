@@ -50,7 +50,7 @@ from qa.index.filters import published_seconds
 from qa.index.manifest import (
     FORMAT, FORMAT_VERSION, SEGMENTS_DIR, STORE_FILE, check_embedder, raw_format_version, write_manifest,
 )  # fmt: skip
-from qa.index.segment import SegmentData, build_postings, read_segment, tag_arrays, write_segment
+from qa.index.segment import SegmentData, build_postings, chunk_key, read_segment, tag_arrays, write_segment
 from qa.lexical import tokenize
 from qa.records import Article, Chunk
 
@@ -424,12 +424,13 @@ class Writer:
             self.meta = self.catalog.meta()
 
     def _segment_data(self, items, rows, vectors, term_ids, source_ids, tag_ids) -> SegmentData:
-        published, sources, tags, token_ids, vecs = [], [], [], [], []
+        published, sources, tags, token_ids, vecs, keys = [], [], [], [], [], []
         for item in items:
             a = item.article
             p, s = published_seconds(a.published), source_ids[a.source]
             t = sorted({tag_ids[x] for x in a.tags})
-            for toks, h in zip(item.tokens, item.hashes):
+            for chunk, toks, h in zip(item.chunks, item.tokens, item.hashes):
+                keys.append(chunk_key(chunk.id))
                 published.append(p)
                 sources.append(s)
                 tags.append(t)
@@ -439,6 +440,7 @@ class Writer:
         tag_indptr, tag_id_array = tag_arrays(tags)
         return SegmentData(
             rows=rows,
+            keys=np.array(keys, dtype=np.int64),
             vectors=np.ascontiguousarray(np.stack(vecs), dtype=np.float32).reshape(len(rows), self.embedder.dimension),
             published=np.array(published, dtype=np.int64),
             source=np.array(sources, dtype=np.int32),
