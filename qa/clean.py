@@ -96,7 +96,7 @@ _CREDIT_END = re.compile(r"[\s#＃]*(?:\d{7,8})?[\s#＃]*$")  # 大纪元's "＃
 _SENTENCE_PUNCT = re.compile(r"[。！？!?]")
 _EDITOR_NAME = re.compile(
     rf"(?:责任编辑|責任編輯|责编|責編|^[（(]?\s*(?:编辑|編輯))(?![邮郵]箱)\s*[:：｜|]?\s*"
-    rf"((?:(?!{_ANY_ROLE})[^\s:：;；,，()（）#＃|｜/／])+(?:[\s、]+(?:(?!{_ANY_ROLE})[^\s:：;；,，()（）#＃|｜/／])+)*)"
+    rf"((?:(?!{_ANY_ROLE})[^\s、:：;；,，()（）#＃|｜/／])+(?:[\s、]+(?:(?!{_ANY_ROLE})[^\s、:：;；,，()（）#＃|｜/／])+)*)"
 )
 _MAX_CREDIT = 80  # characters: a credit line is short
 
@@ -106,7 +106,9 @@ _TRAILER = re.compile(
     r"|(?:责任编辑|責任編輯|责编|責編)(?:邮箱|郵箱)\s*[:：]?\s*[\w.+-]+@[\w-]+(?:\.[\w-]+)+[）)]?",
     re.IGNORECASE,
 )
-_TRAILER_HINT = re.compile(rf"©|Copyright|获取更多RSS|{_EDITORIAL_ROLE}|编辑|編輯|编译|編譯|翻译|翻譯|译者|譯者", re.IGNORECASE)
+_TRAILER_HINT = re.compile(
+    rf"©|Copyright|获取更多RSS|{_EDITORIAL_ROLE}|编辑|編輯|编译|編譯|翻译|翻譯|译者|譯者", re.IGNORECASE
+)
 _TRAILER_BOUNDARY = re.compile(r"[。！？!?…”’」』）)】]\s*|\s+")
 _MAX_TRAILER = 120  # characters looked at, from the end of a paragraph
 
