@@ -39,7 +39,8 @@ def test_index_summary_and_noop_rerun(built, folder, capsys):
     code, out, _ = run(capsys, "index", str(folder), "--index", str(built), "--quiet")
     assert code == 0
     assert "articles: 0 added, 0 changed, 0 removed, 7 unchanged" in out
-    assert "chunks: 0 embedded" in out
+    assert "passages: 0 new (0 embedded" in out
+    assert "files: 7 seen, 7 unchanged (not read again)" in out
     assert "nothing to embed: index is up to date" in out
     assert "model: hash-embedder-64" in out  # the model the index was built with
 
@@ -52,7 +53,7 @@ def test_index_incremental(built, folder, capsys):
     assert code == 0
     assert "articles: 0 added, 1 changed, 1 removed, 5 unchanged" in out
     assert "nothing to embed" not in out
-    assert "generation 2" in out
+    assert "version 2" in out and "files: 6 seen, 5 unchanged (not read again), 1 articles read" in out
 
 
 def test_index_empty_folder_leaves_index(built, tmp_path, capsys):

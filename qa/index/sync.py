@@ -74,7 +74,8 @@ def sync_folders(
     entries = list(scan_files(folders, report, follow_symlinks=follow_symlinks))
     if not entries:
         raise QAError(
-            f"no article files found in {', '.join(map(str, folders))} ({report.files_seen} files seen); "
+            f"no articles found in {', '.join(map(str, folders))} (no article files: "
+            f"{', '.join(s for s in ('.md', '.html', '.txt'))}...; {report.files_seen} other entries skipped); "
             "the index was left as it is"
         )
     with Writer(path, embedder, ann=ann, progress=progress, step_chunks=step_chunks) as writer:
@@ -164,9 +165,9 @@ def _place(run: _Run, entry: FileEntry, state: FileState, article: Article) -> N
     run.orphans.discard(article.id)
     stored, owner = catalog.article_file(article.id)
     same = stored and owner == entry.key and catalog.article_hash_of([article.id]).get(article.id) == article_hash(article)
+    run.writer.put_file(replace(state, status="article", article_id=article.id))  # committed with the article
     if not same:
         run.writer.add(article, entry.key, changed=stored)
-    run.writer.put_file(replace(state, status="article", article_id=article.id))
 
 
 def _duplicate_of(run: _Run, entry: FileEntry, article: Article) -> str | None:
@@ -211,8 +212,8 @@ def _settle_orphans(run: _Run) -> None:
                               "article", article.id, entry.rel)  # fmt: skip
             run.claims[article.id] = key
             stored, _owner = catalog.article_file(article.id)
-            run.writer.add(article, key, changed=stored)
             run.writer.put_file(state)
+            run.writer.add(article, key, changed=stored)
             if key in {e.key for e in run.duplicates.get(article_id, [])}:
                 run.report.duplicates -= 1
                 run.report.articles += 1
