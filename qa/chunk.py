@@ -105,21 +105,29 @@ def split_long(paragraph: str, max_size: float = MAX_SIZE) -> list[tuple[int, in
     # aim for equal pieces, so a split never leaves a runt at the end
     target = total / math.ceil(total / max_size)
     spans: list[tuple[int, int]] = []
+    sizes: list[float] = []  # size of each span, kept as a running sum
     for start, end in _units(paragraph, _SENTENCE_END):
         if size(paragraph[start:end]) > max_size:
             for cstart, cend in _units(paragraph[start:end], _CLAUSE_END):
                 for hs, he in _hard_split(paragraph[start + cstart : start + cend], max_size):
-                    _pack(spans, start + cstart + hs, start + cstart + he, paragraph, target, max_size)
+                    _pack(spans, sizes, start + cstart + hs, start + cstart + he, paragraph, target, max_size)
         else:
-            _pack(spans, start, end, paragraph, target, max_size)
+            _pack(spans, sizes, start, end, paragraph, target, max_size)
     return spans
 
 
-def _pack(spans, start, end, text, target, max_size) -> None:
-    if spans and size(text[spans[-1][0] : end]) <= max_size and size(text[spans[-1][0] : spans[-1][1]]) < target:
-        spans[-1] = (spans[-1][0], end)
-    else:
-        spans.append((start, end))
+def _pack(spans, sizes, start, end, text, target, max_size) -> None:
+    """Add the unit [start, end) to the last span while that span is under
+    ``target`` and stays within ``max_size``, else start a new span. Sizes
+    add up exactly (counts and quarters), so each unit is measured once and
+    a paragraph of a million sentences costs linear time."""
+    if spans:
+        grown = sizes[-1] + size(text[spans[-1][1] : end])
+        if grown <= max_size and sizes[-1] < target:
+            spans[-1], sizes[-1] = (spans[-1][0], end), grown
+            return
+    spans.append((start, end))
+    sizes.append(size(text[start:end]))
 
 
 def _units(text: str, boundary: re.Pattern) -> list[tuple[int, int]]:
