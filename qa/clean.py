@@ -27,11 +27,17 @@ from __future__ import annotations
 
 import html as html_entities
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from bs4 import BeautifulSoup, CData, NavigableString, Tag
+from bs4 import BeautifulSoup, CData, MarkupResemblesLocatorWarning, NavigableString, Tag, XMLParsedAsHTMLWarning
 from lxml.html import defs as html_defs
+
+# Article bodies are HTML by contract, even one that reads "notes.md" or starts
+# with "<?xml": bs4's guesses about its input would only print noise per file.
+warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
+warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
 
 # Elements that never hold article text.
 _DROP_TAGS = frozenset((

@@ -19,7 +19,6 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -139,7 +138,10 @@ class OnnxEmbedder(Embedder):
 
     Texts are tokenised with the model's ``tokenizer.json`` (prompt
     prepended), sorted by token length, cut into batches of ``batch_size``,
-    padded per batch, and put back in input order. One lock serialises runs.
+    padded per batch, and put back in input order. Safe to call from many
+    threads at once, without a lock: an ONNX Runtime session may run
+    concurrently, and the tokenizer's settings are fixed once here and never
+    changed by a call.
     """
 
     backend = "onnx"
@@ -162,7 +164,6 @@ class OnnxEmbedder(Embedder):
         self.model = model_id
         self.dimension = dimension
         self.batch_size = batch_size
-        self._lock = threading.Lock()
 
     @classmethod
     def for_default_model(cls, model_dir: Path, *, quantized: bool = False, **kwargs) -> "OnnxEmbedder":
@@ -187,18 +188,17 @@ class OnnxEmbedder(Embedder):
         encodings = self._tokenizer.encode_batch([prompt + t for t in texts])
         order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
         starts = range(0, len(order), self.batch_size)
-        with self._lock:
-            for start in tqdm(starts, desc="Batches", disable=not progress):
-                batch = order[start : start + self.batch_size]
-                width = max(len(encodings[i].ids) for i in batch)
-                ids = np.ones((len(batch), width), dtype=np.int64)  # <pad> = 1
-                mask = np.zeros((len(batch), width), dtype=np.int64)
-                for row, i in enumerate(batch):
-                    n = len(encodings[i].ids)
-                    ids[row, :n] = encodings[i].ids
-                    mask[row, :n] = 1
-                (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
-                out[batch] = vectors
+        for start in tqdm(starts, desc="Batches", disable=not progress):
+            batch = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in batch)
+            ids = np.ones((len(batch), width), dtype=np.int64)  # <pad> = 1
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            out[batch] = vectors
         return normalize_rows(out)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:

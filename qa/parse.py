@@ -43,10 +43,10 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-_MAX_BAD_UTF8 = 0.001
+_MAX_BAD_UTF8 = 0.01
 """Share of undecodable bytes a UTF-8 file may have and still be read (each
-becomes U+FFFD): one damaged byte in the middle of an article loses nothing
-else, while a file in another encoding has far more."""
+becomes U+FFFD): a few damaged bytes in the middle of an article lose nothing
+else, while a file in another encoding (Latin-1, Shift JIS) has far more."""
 
 
 def decode(data: bytes, path: str = "") -> str:

@@ -34,5 +34,5 @@ if [ "${QA_SKIP_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then
 fi
 
 # Build (or check) the default embedding model once, into the user cache.
-qa model >/dev/null
+qa model --onnx >/dev/null  # and its ONNX export, the fast path for queries
 echo "setup: done"

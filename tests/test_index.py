@@ -650,12 +650,12 @@ KILL_SCRIPT = textwrap.dedent(
             return super().embed_passages(texts)
 
     if phase == "merge":
-        real = qmerge.concatenate
-        def slow_concatenate(parts):
+        real = qmerge.copy_vectors
+        def slow_copy(*args):
+            real(*args)
             marker.write_text("merging")
             time.sleep(60)
-            return real(parts)
-        qmerge.concatenate = slow_concatenate
+        qmerge.copy_vectors = slow_copy
         qmerge.MERGE_FACTOR = 2
     if phase == "delete":
         import qa.index.catalog as qcatalog

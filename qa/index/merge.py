@@ -30,7 +30,7 @@ from qa.index import files as fs
 from qa.index.ann import load_ann, segment_ann_kind
 from qa.index.catalog import SegmentRecord
 from qa.index.manifest import SEGMENTS_DIR
-from qa.index.segment import concatenate, select
+from qa.index.segment import copy_vectors, merge_arrays, open_vectors
 
 log = logging.getLogger(__name__)
 
@@ -84,39 +84,51 @@ def _wrong_ann(writer, record: SegmentRecord) -> bool:
 
 
 def merge_group(writer, group: list[SegmentRecord]) -> None:
+    """Merge ``group`` into one new segment and commit the swap (see the module docstring)."""
     started = time.perf_counter()
     catalog = writer.catalog
     tombstones = catalog.tombstones()
-    parts, plain = [], []
+    parts = []
     for record in group:
         data = writer.segment_data(record.id)
         dead = tombstones.get(record.id, [])
         keep = np.ones(len(data), dtype=bool)
         if dead:
             keep[np.searchsorted(np.asarray(data.rows), np.asarray(dead, dtype=np.int64))] = False
-        parts.append(select(data, np.flatnonzero(keep)))
-        plain.append(not dead)
-    merged = concatenate(parts)
+        parts.append((data, np.flatnonzero(keep)))
+    merged, destinations = merge_arrays(parts)
+    n = len(merged.rows)
     meta = catalog.meta()
     new_id = int(meta["next_segment"])
     version = int(meta["version"]) + 1
     old_ids = [r.id for r in group]
     folder = None
-    if len(merged):
-        kind = segment_ann_kind(writer.ann, len(merged))
+    if n:
+        kind = segment_ann_kind(writer.ann, n)
         base = None
         biggest = max(range(len(group)), key=lambda i: group[i].size)
-        if kind != "flat" and group[biggest].ann == kind and plain[biggest]:
-            first_rows = parts[biggest]["rows"]
-            others = [p["rows"] for i, p in enumerate(parts) if i != biggest and len(p["rows"])]
-            if len(first_rows) and (not others or first_rows[-1] < min(int(o[0]) for o in others)):
+        big_data, big_keep = parts[biggest]
+        if kind != "flat" and group[biggest].ann == kind and len(big_keep) == len(big_data):
+            # its rows first in the merged order: the merged segment can grow its graph / lists
+            if np.array_equal(destinations[biggest], np.arange(len(big_keep))):
                 base = load_ann(writer.root / SEGMENTS_DIR / group[biggest].name)
-        folder = writer._write_new_segment(new_id, merged, ann_base=base)
+        tmp = writer.segment_folder(new_id, temporary=True)
+        fs.remove_tree(tmp)
+        try:
+            vectors = open_vectors(tmp, n, writer.embedder.dimension)
+            copy_vectors(vectors, parts, destinations)
+            vectors.flush()
+            merged.vectors = vectors
+        except BaseException:
+            fs.remove_tree(tmp)
+            raise
+        folder = writer._write_new_segment(new_id, merged, ann_base=base, prefilled=True)
+        del vectors
     try:
         with catalog.transaction():
             catalog.replace_segments(old_ids, new_id)
             if folder is not None:
-                catalog.add_segment(new_id, folder.name, len(merged), segment_ann_kind(writer.ann, len(merged)), version)
+                catalog.add_segment(new_id, folder.name, n, segment_ann_kind(writer.ann, n), version)
             catalog.set_meta({"version": version, "next_segment": new_id + 1})
     except BaseException:
         if folder is not None:
@@ -126,4 +138,4 @@ def merge_group(writer, group: list[SegmentRecord]) -> None:
         fs.remove_tree(writer.root / SEGMENTS_DIR / record.name)
         writer._segments.pop(record.id, None)
     writer.meta = catalog.meta()
-    log.info("merged %d segments (%d live chunks) in %.1f s", len(group), len(merged), time.perf_counter() - started)
+    log.info("merged %d segments (%d live chunks) in %.1f s", len(group), n, time.perf_counter() - started)

@@ -96,10 +96,12 @@ def build_postings(token_ids: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndar
 
 def _postings_from_pairs(terms_per_posting: np.ndarray, docs: np.ndarray, tf: np.ndarray):
     """Postings arrays from (term, doc, tf) triples sorted by (term, doc)."""
-    terms, starts = np.unique(terms_per_posting, return_index=True)
-    indptr = np.append(starts, len(terms_per_posting)).astype(np.int64)
+    if len(terms_per_posting) == 0:
+        return np.zeros(0, np.int64), np.zeros(1, np.int64), _EMPTY_DOCS.copy(), _EMPTY_TF.copy()
+    starts = np.flatnonzero(np.diff(terms_per_posting)) + 1
+    indptr = np.concatenate(([0], starts, [len(terms_per_posting)])).astype(np.int64)
     return (
-        terms.astype(np.int64),
+        np.asarray(terms_per_posting)[indptr[:-1]].astype(np.int64),
         indptr,
         docs.astype(np.int32),
         np.minimum(tf, np.iinfo(np.uint16).max).astype(np.uint16),
@@ -119,75 +121,92 @@ def tag_arrays(tag_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarr
     return indptr, ids
 
 
-def select(data: SegmentData, keep: np.ndarray) -> dict[str, np.ndarray]:
-    """The arrays of the positions in ``keep`` (ascending), postings renumbered: for merges."""
-    keep = np.asarray(keep, dtype=np.int64)
-    new_pos = np.full(len(data), -1, dtype=np.int64)
-    new_pos[keep] = np.arange(len(keep))
-    counts = np.diff(np.asarray(data.tag_indptr))[keep]
-    tag_indptr = np.zeros(len(keep) + 1, dtype=np.int64)
-    np.cumsum(counts, out=tag_indptr[1:])
-    tag_rows = np.repeat(np.arange(len(data)), np.diff(np.asarray(data.tag_indptr)))
-    tag_ids = np.asarray(data.tag_ids)[new_pos[tag_rows] >= 0] if len(tag_rows) else np.zeros(0, np.int32)
-    post_terms = np.repeat(np.asarray(data.terms), np.diff(np.asarray(data.term_indptr)))
-    docs = new_pos[np.asarray(data.post_docs, dtype=np.int64)]
-    live = docs >= 0
-    return {
-        "rows": np.asarray(data.rows)[keep],
-        "keys": np.asarray(data.keys)[keep],
-        "vectors": np.asarray(data.vectors)[keep],
-        "published": np.asarray(data.published)[keep],
-        "source": np.asarray(data.source)[keep],
-        "tag_counts": counts,
-        "tag_ids": tag_ids.astype(np.int32),
-        "doclen": np.asarray(data.doclen)[keep],
-        "post_terms": post_terms[live],
-        "post_docs": docs[live],
-        "post_tf": np.asarray(data.post_tf)[live],
-    }
+def merge_arrays(parts: Sequence[tuple[SegmentData, np.ndarray]]) -> tuple[SegmentData, list[np.ndarray]]:
+    """The arrays of one segment made of the ``keep`` positions (ascending) of
+    each part, ordered by row, postings renumbered; for merges.
 
-
-def concatenate(parts: Sequence[dict[str, np.ndarray]]) -> SegmentData:
-    """One segment's arrays from several :func:`select` results, ordered by row."""
-    offsets = np.cumsum([0] + [len(p["rows"]) for p in parts])
-    rows = np.concatenate([p["rows"] for p in parts])
+    Vectors are not copied here (at a million rows they are the bulk): the
+    result's ``vectors`` is None, and for each part the destination position
+    of every kept row is returned, so the caller can stream vectors into the
+    new segment's file (:func:`copy_vectors`).
+    """
+    rows = np.concatenate([np.asarray(d.rows)[k] for d, k in parts])
     order = np.argsort(rows, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))  # old concatenated position -> new position
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))  # concatenated position -> new position
+    destinations, offset = [], 0
+    for _, keep in parts:
+        destinations.append(rank[offset : offset + len(keep)])
+        offset += len(keep)
 
-    tag_counts = np.concatenate([p["tag_counts"] for p in parts])
-    tag_ids_cat = np.concatenate([p["tag_ids"] for p in parts])
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(d, name))[k] for d, k in parts])[order]
+
+    tag_counts, tag_ids, post_terms, post_docs, post_tf = [], [], [], [], []
+    for (data, keep), dest in zip(parts, destinations):
+        indptr = np.asarray(data.tag_indptr)
+        counts = np.diff(indptr)
+        kept = np.zeros(len(data), dtype=bool)
+        kept[keep] = True
+        entry_rows = np.repeat(np.arange(len(data)), counts)
+        tag_counts.append(counts[keep])
+        entry_keep = kept[entry_rows]
+        tag_ids.append(np.asarray(data.tag_ids)[entry_keep])
+        new_pos = np.full(len(data), -1, dtype=np.int64)
+        new_pos[keep] = dest
+        docs = new_pos[np.asarray(data.post_docs)]
+        live = docs >= 0
+        post_terms.append(np.repeat(np.asarray(data.terms), np.diff(np.asarray(data.term_indptr)))[live])
+        post_docs.append(docs[live])
+        post_tf.append(np.asarray(data.post_tf)[live])
+    counts = np.concatenate(tag_counts)
     tag_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(tag_counts[order], out=tag_indptr[1:])
-    entry_rank = rank[np.repeat(np.arange(len(rows)), tag_counts)]  # each tag entry's new row position
-    tag_ids = tag_ids_cat[np.argsort(entry_rank, kind="stable")]
+    np.cumsum(counts[order], out=tag_indptr[1:])
+    entry_rank = rank[np.repeat(np.arange(len(rows)), counts)]  # each tag entry's new row position
+    merged_tags = np.concatenate(tag_ids)[np.argsort(entry_rank, kind="stable")]
 
-    post_terms = np.concatenate([p["post_terms"] for p in parts])
-    post_docs = np.concatenate([rank[p["post_docs"] + offsets[i]] for i, p in enumerate(parts)])
-    post_tf = np.concatenate([p["post_tf"] for p in parts])
-    by = np.lexsort((post_docs, post_terms))
-    terms, indptr, docs, tf = _postings_from_pairs(post_terms[by], post_docs[by], post_tf[by])
-    return SegmentData(
-        rows=rows[order],
-        keys=np.concatenate([p["keys"] for p in parts])[order],
-        vectors=np.concatenate([p["vectors"] for p in parts])[order],
-        published=np.concatenate([p["published"] for p in parts])[order],
-        source=np.concatenate([p["source"] for p in parts])[order],
-        tag_indptr=tag_indptr,
-        tag_ids=tag_ids.astype(np.int32),
-        doclen=np.concatenate([p["doclen"] for p in parts])[order],
-        terms=terms,
-        term_indptr=indptr,
-        post_docs=docs,
-        post_tf=tf,
+    terms_all = np.concatenate(post_terms)
+    docs_all = np.concatenate(post_docs)
+    by = np.lexsort((docs_all, terms_all))
+    terms, indptr, docs, tf = _postings_from_pairs(terms_all[by], docs_all[by], np.concatenate(post_tf)[by])
+    del terms_all, docs_all, by
+    data = SegmentData(
+        rows=rows[order], keys=column("keys"), vectors=None, published=column("published"),
+        source=column("source"), tag_indptr=tag_indptr, tag_ids=merged_tags.astype(np.int32),
+        doclen=column("doclen"), terms=terms, term_indptr=indptr, post_docs=docs, post_tf=tf,
     )
+    return data, destinations
+
+
+def copy_vectors(target: np.ndarray, parts: Sequence[tuple[SegmentData, np.ndarray]],
+                 destinations: Sequence[np.ndarray], block: int = 65_536) -> None:  # fmt: skip
+    """Copy each part's kept vectors to their destinations in ``target``, a block at a time."""
+    for (data, keep), dest in zip(parts, destinations):
+        for start in range(0, len(keep), block):
+            positions = keep[start : start + block]
+            where = dest[start : start + block]
+            if len(positions) and positions[-1] - positions[0] == len(positions) - 1 and \
+                    where[-1] - where[0] == len(where) - 1:  # fmt: skip
+                target[where[0] : where[-1] + 1] = data.vectors[positions[0] : positions[-1] + 1]
+            else:
+                target[where] = np.asarray(data.vectors[positions])
+
+
+def open_vectors(folder: Path, rows: int, dimension: int) -> np.ndarray:
+    """A new segment folder with an empty ``vectors.npy`` to fill (memory-mapped, written in place)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    return np.lib.format.open_memmap(folder / "vectors.npy", mode="w+", dtype=np.float32, shape=(rows, dimension))
 
 
 def write_segment(folder: Path, data: SegmentData, *, ann: str, extra: dict | None = None) -> None:
-    """Write ``data`` as the files of a new segment folder (not fsynced: the caller does)."""
+    """Write ``data`` as the files of a new segment folder (not fsynced: the caller does).
+    A folder made by :func:`open_vectors` already holds the vectors."""
     folder = Path(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=(folder / "vectors.npy").exists())
     for name in _FILES:
+        if name == "vectors" and (folder / "vectors.npy").exists():
+            continue
         with open(folder / f"{name}.npy", "wb") as f:
             np.save(f, np.ascontiguousarray(getattr(data, name)), allow_pickle=False)
     info = {

@@ -448,12 +448,17 @@ class Writer:
             terms=terms, term_indptr=indptr, post_docs=docs, post_tf=tf,
         )
 
-    def _write_new_segment(self, segment_id: int, data: SegmentData, ann_base=None) -> Path:
-        """Write a segment's files (and its ANN index) under a temporary name, fsync, rename."""
+    def segment_folder(self, segment_id: int, *, temporary: bool = False) -> Path:
         name = f"s{segment_id:06d}"
-        final = self.root / SEGMENTS_DIR / name
-        tmp = self.root / SEGMENTS_DIR / f".tmp-{name}"
-        fs.remove_tree(tmp)
+        return self.root / SEGMENTS_DIR / (f".tmp-{name}" if temporary else name)
+
+    def _write_new_segment(self, segment_id: int, data: SegmentData, ann_base=None, prefilled: bool = False) -> Path:
+        """Write a segment's files (and its ANN index) under a temporary name, fsync, rename.
+        ``prefilled``: the temporary folder already holds its vectors (a merge streamed them there)."""
+        final = self.segment_folder(segment_id)
+        tmp = self.segment_folder(segment_id, temporary=True)
+        if not prefilled:
+            fs.remove_tree(tmp)
         fs.remove_tree(final)
         kind = segment_ann_kind(self.ann, len(data))
         try:
