@@ -172,6 +172,7 @@ def test_one_library_run_reads_the_good_and_reports_the_bad(hostile, caplog):
         if path not in duplicates:
             assert must_hold in articles[path].text, path
             assert chunks[path], path
+            assert all(articles[path].text[c.char_start : c.char_end] == c.text for c in chunks[path]), path
     assert report.duplicate_paths == [("sub/link_inside.md", "plain.md")]
     assert {s.path: s.reason for s in report.skipped} == hostile.bad
     assert len(report.skipped) == len(hostile.bad)  # each bad file once
@@ -190,12 +191,6 @@ def test_one_library_run_reads_the_good_and_reports_the_bad(hostile, caplog):
     # warnings name every bad file on a line of its own: a newline in a name cannot forge a line
     forged = [r for r in caplog.records if r.getMessage().startswith("skipped forged")]
     assert not forged and any("evil\\nskipped forged" in r.getMessage() for r in caplog.records)
-
-
-def test_chunk_offsets_of_the_hostile_articles(hostile):
-    for article in iter_articles([hostile.folder], ReadReport()):
-        for chunk in chunk_article(article):
-            assert article.text[chunk.char_start : chunk.char_end] == chunk.text
 
 
 def test_one_cli_run_reads_the_good_and_reports_the_bad(hostile):
