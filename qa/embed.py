@@ -9,8 +9,10 @@ plumbing only.
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
 import threading
+from concurrent.futures import Future
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,6 +84,72 @@ class HashEmbedder(Embedder):
 
     def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         return self._embed(texts)
+
+
+# ------------------------------------------------------------ batching queries
+
+
+class BatchingEmbedder(Embedder):
+    """Queries asked from many threads at once are embedded together.
+
+    Each :meth:`embed_queries` call hands its texts to one worker thread and
+    waits for its vectors. The worker takes every call waiting at that moment
+    (up to ``max_batch`` texts) and embeds them in one model run: a lone query
+    goes at once, and under load thirty queries cost one batched run instead
+    of thirty runs fighting over the cores. No caller holds a lock while
+    another's query is embedded; a failure reaches only the calls of its batch.
+    Passages go straight to the wrapped model.
+    """
+
+    def __init__(self, inner: Embedder, max_batch: int = 32):
+        self.inner = inner
+        self.model, self.backend, self.dimension = inner.model, inner.backend, inner.dimension
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[list[str], Future]] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None:
+            with self._start_lock:
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._work, name="qa-query-embedder", daemon=True)
+                    self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            calls = [self._queue.get()]
+            size = len(calls[0][0])
+            while size < self.max_batch:
+                try:
+                    call = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                calls.append(call)
+                size += len(call[0])
+            texts = [t for batch, _ in calls for t in batch]
+            try:
+                vectors = self.inner.embed_queries(texts)
+            except BaseException as exc:  # noqa: BLE001 - handed to the callers
+                for _, future in calls:
+                    future.set_exception(exc)
+                continue
+            start = 0
+            for batch, future in calls:
+                future.set_result(vectors[start : start + len(batch)])
+                start += len(batch)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        self._ensure_worker()
+        future: Future = Future()
+        self._queue.put((texts, future))
+        return future.result()
+
+    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self.inner.embed_passages(texts, progress=progress)
 
 
 # ------------------------------------------------------- sentence-transformers

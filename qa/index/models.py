@@ -4,9 +4,10 @@ An open index holds a :class:`LazyEmbedder`: it knows the model's name and
 dimension from the catalog and loads the model on the first dense query, so
 lexical-only use never imports torch or reads model weights. For the default
 model, queries run on ONNX Runtime when it is installed (the fp32 export:
-the same vectors, ~3x faster per query than PyTorch on a CPU, and safe to
-call from many threads at once); passages are embedded with whatever the
-update was given.
+the same vectors, ~3x faster per query than PyTorch on a CPU), and questions
+asked at the same time by several threads are embedded in one batch
+(:class:`qa.embed.BatchingEmbedder`); passages are embedded with whatever
+the update was given.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def embedder_for(embedding: dict, device: str = "cpu", *, queries: bool = False,
     if queries and device == "cpu" and wanted == "auto":
         wanted = _fast_query_backend(model)
 
-    def load() -> Embedder:
+    def load_model() -> Embedder:
         from qa.embed import load_embedder  # real models: heavy imports, only now
 
         if wanted == "onnx" and backend != "onnx":
@@ -94,5 +95,13 @@ def embedder_for(embedding: dict, device: str = "cpu", *, queries: bool = False,
                 log.warning("ONNX query path unavailable (%s): using sentence-transformers", exc)
                 return load_embedder(model, device=device, backend="auto", cache_dir=cache_dir)
         return load_embedder(model, device=device, backend=wanted, cache_dir=cache_dir)
+
+    def load() -> Embedder:
+        from qa.embed import BatchingEmbedder, HashEmbedder
+
+        loaded = load_model()
+        if queries and not isinstance(loaded, HashEmbedder):
+            return BatchingEmbedder(loaded)  # concurrent questions share model runs
+        return loaded
 
     return LazyEmbedder(model, backend, int(embedding["dimension"]), load)

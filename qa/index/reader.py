@@ -445,10 +445,15 @@ class Index:
 
     def _hits(self, question: str, candidates: list[Fused], rows_by_key: dict[int, int], k: int,
               cap: int | None) -> tuple[Hit, ...]:  # fmt: skip
-        stored = self.catalog.chunk_rows(rows_by_key[c.row] for c in candidates)
+        stored: dict = {}
+        fetched = 0
         taken: dict[str, list[tuple[int, int]]] = {}  # article id -> paragraph ranges already hit
         hits: list[Hit] = []
-        for cand in candidates:
+        for i, cand in enumerate(candidates):
+            if i == fetched:  # fetch candidates' rows a few at a time: most searches need only the first
+                batch = candidates[fetched : fetched + max(2 * k, 20)]
+                stored.update(self.catalog.chunk_rows(rows_by_key[c.row] for c in batch))
+                fetched += len(batch)
             row = stored.get(rows_by_key[cand.row])
             if row is None:
                 continue  # deleted by a commit newer than this version

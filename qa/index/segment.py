@@ -232,7 +232,8 @@ def read_segment(folder: Path) -> tuple[dict, SegmentData]:
             path = folder / f"{name}.npy"
             # tiny files are read; others mapped (shared page cache, nothing copied)
             mode = "r" if os.path.getsize(path) > 1 << 16 else None
-            arrays[name] = np.load(path, mmap_mode=mode, allow_pickle=False)
+            # a plain ndarray view of the mapping: no np.memmap subclass overhead on every slice
+            arrays[name] = np.asarray(np.load(path, mmap_mode=mode, allow_pickle=False))
         data = SegmentData(**arrays)
     except IndexCorrupt:
         raise
