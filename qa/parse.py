@@ -28,6 +28,8 @@ from dateutil import tz
 from qa.errors import ReadError
 
 _FENCE = re.compile(r"^---[ \t]*$", re.MULTILINE)
+_HEADING = re.compile(r"^#[ \t]+(.+)$", re.MULTILINE)  # the first level-1 ATX heading
+_HEADER_SPAN = 4096  # where the link header may be: its regex backtracks, so it sees only this much
 _LINK_HEADER = re.compile(
     r"\A\s*(?:<!--\s*\d+\s*-->\s*)?\[(?P<title>.*)\]\((?P<url>[^)\s]+)\)[ \t]*\n\s*-{3,}[ \t]*\n"
 )
@@ -130,7 +132,7 @@ def parse_front_matter_document(text: str, path: str = "") -> Parsed:
     body = text[end.end() :]
     url = _str(meta.get("from") or meta.get("url") or meta.get("link")) or None
     title = _str(meta.get("title"))
-    header = _LINK_HEADER.match(body)
+    header = _LINK_HEADER.match(body[:_HEADER_SPAN])
     if header:
         body = body[header.end() :]
         url = url or header.group("url")
@@ -273,12 +275,23 @@ def _parse_markdown(text: str) -> Parsed:
     from markdown_it import MarkdownIt
 
     text = text.lstrip("\ufeff")
-    heading = re.search(r"^#\s+(.+?)\s*#*\s*$", text, re.MULTILINE)
-    title = heading.group(1) if heading else ""
+    heading = _HEADING.search(text)
+    title = _heading_text(heading.group(1)) if heading else ""
     if heading:
         text = text[: heading.start()] + text[heading.end() :]
     html = MarkdownIt("commonmark").enable("table").render(text)
     return Parsed("markdown", title, "", None, None, (), html)
+
+
+def _heading_text(line: str) -> str:
+    """An ATX heading's text: without its closing ``#`` sequence when a space
+    precedes it (CommonMark), so "C#" stays "C#". String methods, not a
+    regex with adjacent optional spaces (cubic on a line of spaces)."""
+    line = line.strip()
+    bare = line.rstrip("#")
+    if not bare or bare[-1] in " \t":
+        line = bare.strip()
+    return line
 
 
 def _parse_text(text: str) -> Parsed:

@@ -211,6 +211,7 @@ from qa.clean import is_credit_line, strip_trailer  # noqa: E402
         "<a>" * 20000 + "more",
         '<div class="article-editor">' * 20000 + "责任编辑：王五",
         "<!--" * 100000 + "<p>x</p>",
+        "<p>" + "＃" * 20000 + "x</p><p>" + "# " * 20000 + "x</p>",  # was minutes: credit-line regex backtracking
         "<p>" + "&lt;a href=”x”&gt;" * 30000 + "</p>",
     ],
 )

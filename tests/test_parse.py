@@ -251,3 +251,23 @@ def test_undecodable_bytes(data, reason):
     with pytest.raises(ReadError) as err:
         decode(data, "x.md")
     assert err.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# a" + " " * 20000 + "b\n\n正文。",  # was minutes: adjacent optional spaces in the heading regex
+        "---\ntitle: x\n---\n[" + "](a" * 40000 + "\n",  # was 25 s: the link-header regex on the whole body
+    ],
+)
+def test_pathological_lines_parse_quickly(text):
+    import time
+
+    start = time.perf_counter()
+    parse_document(text, ".md")
+    assert time.perf_counter() - start < 1
+
+
+def test_heading_closing_hashes():
+    assert parse_document("# C#\n\nx", ".md").title == "C#"
+    assert parse_document("# Rotterdam heats homes ##\n\nx", ".md").title == "Rotterdam heats homes"
