@@ -35,7 +35,9 @@ MAX_SIZE = 300
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CLOSERS = "”’」』\"'）)】》"
-_SENTENCE_END = re.compile(rf"(?:[。！？；!?]+|\.+(?=[\s{_CLOSERS}]|$)|…+)[{_CLOSERS}]*")
+# A run of dots ends a sentence when a space, a closer or the end follows; the
+# run is read once from its start ((?<!\.) and ++), so "....x" is linear.
+_SENTENCE_END = re.compile(rf"(?:[。！？；!?]+|(?<!\.)\.++(?=[\s{_CLOSERS}]|$)|…+)[{_CLOSERS}]*")
 _CLAUSE_END = re.compile(rf"[，,、：:]+[{_CLOSERS}]*")
 
 

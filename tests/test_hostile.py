@@ -215,3 +215,26 @@ def test_one_cli_run_reads_the_good_and_reports_the_bad(hostile):
     for path, reason in hostile.bad.items():
         assert sum(line.startswith(f"skipped {printable(path)}: {reason}") for line in warnings) == 1, path
     assert seconds < 30, f"{seconds:.1f} s"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "a" * 20000 + "." * 20000 + "x",  # was 4.7 s: the sentence-end regex re-read the dot run from every dot
+        "# a" + " " * 20000 + "b",  # was minutes: the heading regex
+        "＃" * 20000 + "x",  # was minutes: the credit-line regex
+        "[" + "](a" * 20000,  # the link-header regex
+        "<div>" * 20000 + "<!--" * 20000,
+    ],
+)
+def test_pathological_files_read_and_chunk_quickly(tmp_path, body):
+    for suffix, text in ((".md", body), (".md", jekyll("slow", body)), (".txt", "t\n\n" + body), (".html", body)):
+        path = tmp_path / f"x{suffix}"
+        path.write_text(text)
+        start = time.perf_counter()
+        report = ReadReport()
+        for article in iter_articles([path], report):
+            chunk_article(article)
+        assert report.articles + len(report.skipped) == 1
+        assert not report.skipped or report.skipped[0].reason == "no text", report.skipped
+        assert time.perf_counter() - start < 1.5, (suffix, text[:40])
