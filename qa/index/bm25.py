@@ -56,8 +56,9 @@ def max_score(dfs: Sequence[int], n_docs: int) -> float:
     return float(sum(idf(df, n_docs) for df in dfs))
 
 
-def term_weights(tf: np.ndarray, doclen: np.ndarray, weight: float, corpus: Corpus) -> np.ndarray:
-    """idf-weighted BM25 term scores of postings with these tf and document lengths."""
-    tf = tf.astype(np.float64)
-    norm = K1 * (1.0 - B + B * doclen.astype(np.float64) / corpus.mean_length)
-    return weight * tf / (tf + norm)
+def term_weights(tf: np.ndarray, doclen: np.ndarray, weight, corpus: Corpus) -> np.ndarray:
+    """BM25 scores of postings with these tf and document lengths, times ``weight``
+    (the term's idf, times how often the query repeats it; a number or one per posting)."""
+    tf = tf.astype(np.float32)
+    norm = np.float32(K1 * (1.0 - B)) + np.float32(K1 * B / corpus.mean_length) * doclen.astype(np.float32)
+    return np.asarray(weight, dtype=np.float32) * tf / (tf + norm)

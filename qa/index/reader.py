@@ -404,32 +404,32 @@ class Index:
         version = self._version
         ids = self._term_ids(tokens)
         distinct = [t for t in dict.fromkeys(tokens) if t in ids]
-        postings: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
-        df = dict.fromkeys(distinct, 0)
+        repeats = np.array([tokens.count(t) for t in distinct], dtype=np.float64)  # a repeated word counts again
+        df = np.zeros(len(distinct), dtype=np.int64)
+        found = []  # per segment: (segment, term numbers, positions, term frequencies) of live postings
         for seg in version.segments:
             live = version.live[seg.id]
-            for t in distinct:
-                docs, tf = seg.data.postings(ids[t])
-                if live is not None and len(docs):
-                    keep = live[docs]
-                    docs, tf = docs[keep], tf[keep]
-                if len(docs):
-                    postings[(seg.id, t)] = (docs, tf)
-                    df[t] += len(docs)
+            which, docs, tfs = [], [], []
+            for j, t in enumerate(distinct):
+                d, tf = seg.data.postings(ids[t])
+                if live is not None and len(d):
+                    keep = live[d]
+                    d, tf = d[keep], tf[keep]
+                if len(d):
+                    which.append((j, len(d)))
+                    docs.append(d)
+                    tfs.append(tf)
+                    df[j] += len(d)
+            if docs:
+                terms = np.repeat([j for j, _ in which], [m for _, m in which])
+                found.append((seg, terms, np.concatenate(docs), np.concatenate(tfs)))
         corpus = version.corpus
-        lexical_max = bm25.max_score([df.get(t, 0) for t in tokens], corpus.n_docs)
-        weights = {t: bm25.idf(df[t], corpus.n_docs) for t in distinct}
+        dfs = dict(zip(distinct, df.tolist()))
+        lexical_max = bm25.max_score([dfs.get(t, 0) for t in tokens], corpus.n_docs)
+        weights = np.array([bm25.idf(int(x), corpus.n_docs) for x in df], dtype=np.float64) * repeats
         rows, scores, keys = [], [], []
-        for seg in version.segments:
-            parts = [postings[(seg.id, t)] for t in tokens if (seg.id, t) in postings]
-            if not parts:
-                continue
-            owners = [t for t in tokens if (seg.id, t) in postings]
-            docs = np.concatenate([p[0] for p in parts])
-            doclen = np.asarray(seg.data.doclen)
-            w = np.concatenate([
-                bm25.term_weights(tf, doclen[d], weights[t], corpus) for (d, tf), t in zip(parts, owners)
-            ])  # fmt: skip
+        for seg, which, docs, tf in found:
+            w = bm25.term_weights(tf, np.asarray(seg.data.doclen)[docs], weights[which], corpus)
             summed = np.bincount(docs, weights=w)
             mask = masks[seg.id]
             if mask is not None:
@@ -437,10 +437,10 @@ class Index:
             positions = np.flatnonzero(summed > 0)
             if not len(positions):
                 continue
-            positions, found = top(positions, summed[positions], n, seg.data.keys)
+            positions, best = top(positions, summed[positions], n, seg.data.keys)
             rows.append(np.asarray(seg.data.rows)[positions])
             keys.append(np.asarray(seg.data.keys)[positions])
-            scores.append(found)
+            scores.append(best)
         return (*_merge(rows, scores, keys, n), lexical_max)
 
     def _hits(self, question: str, candidates: list[Fused], rows_by_key: dict[int, int], k: int,
