@@ -104,7 +104,42 @@ def _add_serve(sub) -> None:
     p.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS",
                    help="how often to look for a newer index generation (default: 1)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--token", default=None, metavar="TOKEN",
+                   help="require 'Authorization: Bearer TOKEN' on every API request but /api/health "
+                   "(default: $QA_TOKEN; none). The chat page asks for it once, or open it as URL#token=TOKEN")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this host name, any port (repeatable; loopback names "
+                   "and the --host address are always allowed; '*' allows any)")
+    p.add_argument("--rate-limit", default="20/s", metavar="RATE",
+                   help="requests per client address, e.g. 20/s or 600/min, or off (default: 20/s; "
+                   "clients on this machine are not limited)")  # fmt: skip
     p.set_defaults(func=_cmd_serve)
+
+
+def _serve_protection(args) -> dict:
+    """create_app's exposure settings from the arguments and $QA_TOKEN; ValueError for bad ones."""
+    import os
+
+    from qa.middleware import LOOPBACK_HOSTS, RateLimit, check_token
+
+    token = (args.token if args.token is not None else os.environ.get("QA_TOKEN")) or None
+    if token is not None:
+        check_token(token)
+    hosts = [*LOOPBACK_HOSTS, *args.allow_host]
+    if args.host not in ("0.0.0.0", "::", ""):
+        hosts.append(args.host)  # the address it was asked to listen on is a name clients may use
+    return {"token": token, "allowed_hosts": hosts, "rate_limit": RateLimit.parse(args.rate_limit)}
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _cmd_serve(args) -> int:
@@ -118,6 +153,11 @@ def _cmd_serve(args) -> int:
     from qa.server import create_app
 
     index_dir = Path(args.index or os.environ.get("QA_INDEX") or "index")
+    try:
+        protection = _serve_protection(args)
+    except ValueError as exc:
+        print(f"qa serve: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
@@ -132,12 +172,20 @@ def _cmd_serve(args) -> int:
         from qa.embed import load_embedder
 
         embedder = load_embedder(args.model)  # a model that cannot load is a one-line error, exit 2
-    app = create_app(index_dir, embedder=embedder, reload_interval_s=args.reload_interval)
+    app = create_app(index_dir, embedder=embedder, reload_interval_s=args.reload_interval, **protection)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.host in ("0.0.0.0", "::"):
         shown = "127.0.0.1"
     url = f"http://{shown}:{args.port}/"
     print(f"qa serve: index {index_dir.resolve()}\nqa serve: chat page {url}   API docs {url}docs", flush=True)
+    if protection["token"]:
+        print("qa serve: a token is required: the chat page asks for it (or open the page as URL#token=TOKEN)")
+    elif not _is_loopback(args.host):
+        print(f"qa serve: warning: listening on {args.host} without a token: anyone who can reach this "
+              "address can search the index; set --token or QA_TOKEN", file=sys.stderr, flush=True)  # fmt: skip
+    if args.host in ("0.0.0.0", "::") and not args.allow_host:
+        print("qa serve: note: only requests for 127.0.0.1, localhost or [::1] are answered: add --allow-host "
+              "NAME for each name or address clients use", file=sys.stderr, flush=True)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return EXIT_OK
 

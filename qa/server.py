@@ -28,23 +28,28 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa import errors
 from qa.conversation import analyze
 from qa.index import MAX_QUESTION_CHARS, check_question
+from qa.index.filters import check_filters, date_bound
+from qa.middleware import (
+    DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, SECURITY_HEADERS, BearerToken, BodyLimit, HeadAsGet, HostAllowList,
+    RateLimit, RateLimiter, SecurityHeaders, check_token, error_response,
+)  # fmt: skip
 from qa.records import Hit, SearchFilters
 
 log = logging.getLogger("qa.server")
@@ -52,39 +57,14 @@ log = logging.getLogger("qa.server")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_TOP_K = 50
 MAX_HISTORY = 20
+MAX_DATE_CHARS = 64
+MAX_ARTICLE_ID_CHARS = 4096
 DEFAULT_RELOAD_INTERVAL_S = 1.0
 Mode = Literal["dense", "lexical", "hybrid"]
 
 # ---------------------------------------------------------------------------
 # Request and response models (these are also the OpenAPI schema)
 # ---------------------------------------------------------------------------
-
-
-def _check_date(value: str | None) -> str | None:
-    """An ISO date ("2021-04-10") or datetime ("2021-04-10T09:00:00Z"), kept as text."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        if len(value) == 10:
-            date.fromisoformat(value)
-        else:
-            datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not a date: use YYYY-MM-DD or an ISO 8601 time such as 2021-04-10T09:00:00Z"
-        ) from None
-    return value
-
-
-def _day_start(value: str) -> str:
-    return value if len(value) > 10 else value + "T00:00:00"
-
-
-def _day_end(value: str) -> str:
-    return value if len(value) > 10 else value + "T23:59:59"
 
 
 def _check_question(value: str) -> str:
@@ -96,31 +76,50 @@ def _check_question(value: str) -> str:
 
 
 class Filters(BaseModel):
-    """What may be returned. Every field is optional; empty means no restriction."""
+    """What may be returned. Every field is optional; empty means no restriction.
+
+    Dates are checked by the library's one date rule (:func:`qa.index.filters.date_bound`,
+    which the CLI uses too), so the server accepts and refuses exactly what ``qa ask`` does.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"date_from": "2021-01-01", "date_to": "2021-12-31", "sources": ["联合早报"]}]},
     )
 
-    date_from: str | None = Field(None, description="Inclusive. YYYY-MM-DD or ISO 8601 time.")
-    date_to: str | None = Field(None, description="Inclusive; a date means the whole day.")
+    date_from: str | None = Field(
+        None, max_length=MAX_DATE_CHARS, description="Inclusive. YYYY, YYYY-MM, YYYY-MM-DD or an ISO 8601 time."
+    )
+    date_to: str | None = Field(
+        None, max_length=MAX_DATE_CHARS, description="Inclusive; a year, month or day means all of it."
+    )
     sources: list[Annotated[str, Field(max_length=200)]] = Field(
         default_factory=list, max_length=100, description="Outlets, as listed by /api/stats."
     )
     tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
-    max_per_article: int | None = Field(None, ge=1, le=MAX_TOP_K, description="At most N passages from one article.")
+    max_per_article: int | None = Field(
+        None, ge=1, le=MAX_TOP_K, strict=True, description="At most N passages from one article."
+    )
 
     @field_validator("date_from", "date_to")
     @classmethod
-    def _date(cls, value: str | None) -> str | None:
-        return _check_date(value)
+    def _date(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Blank is no bound; anything else must be a date ``date_bound`` accepts."""
+        if value is None or not value.strip():
+            return None
+        try:
+            date_bound(value, end=info.field_name == "date_to")
+        except errors.InvalidQuery as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
 
     @model_validator(mode="after")
     def _ordered(self) -> Filters:
-        if self.date_from and self.date_to:
-            if _day_start(self.date_from)[:19] > _day_end(self.date_to)[:19]:
-                raise ValueError(f"date_from {self.date_from} is after date_to {self.date_to}")
+        """The library's rule for the range as a whole (date_from after date_to is empty)."""
+        try:
+            check_filters(self.to_search_filters())
+        except errors.InvalidQuery as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     def to_search_filters(self) -> SearchFilters:
@@ -150,8 +149,11 @@ class AskRequest(BaseModel):
         },
     )
 
-    question: str = Field(description=f"1 to {MAX_QUESTION_CHARS} characters.")
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="How many passages to return.")
+    question: str = Field(
+        description=f"1 to {MAX_QUESTION_CHARS} characters (leading and trailing spaces do not count).",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS},  # enforced by check_question
+    )
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True, description="How many passages to return.")
     mode: Mode = Field("hybrid", description="dense (meaning), lexical (words, BM25) or hybrid (both, fused).")
     filters: Filters = Field(default_factory=Filters)
     history: list[Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]] = Field(
@@ -164,6 +166,12 @@ class AskRequest(BaseModel):
     @classmethod
     def _question(cls, value: str) -> str:
         return _check_question(value)
+
+    @field_validator("history")
+    @classmethod
+    def _history(cls, items: list[str]) -> list[str]:
+        """Earlier questions pass the same check as the question; blank ones are dropped."""
+        return [_check_question(q) for q in items if q.strip()]
 
 
 class CitationOut(BaseModel):
@@ -303,8 +311,11 @@ class ErrorOut(BaseModel):
 
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "The body is not JSON."},
-    422: {"model": ErrorOut, "description": "A parameter is missing or out of range, or the question is empty."},
+    400: {"model": ErrorOut, "description": "The body is not a JSON object, or the Host header is not allowed."},
+    401: {"model": ErrorOut, "description": "The server was started with a token and the request did not send it."},
+    413: {"model": ErrorOut, "description": "The request body is over the limit (64 KB unless configured)."},
+    422: {"model": ErrorOut, "description": "A parameter is missing, out of range or not valid text, or the question is empty."},
+    429: {"model": ErrorOut, "description": "Too many requests from this client: wait Retry-After seconds."},
     503: {"model": ErrorOut, "description": "No usable index yet: the message says how to build it."},
 }
 
@@ -484,8 +495,7 @@ _STATUS: list[tuple[type[errors.QAError], int, str]] = [
 ]
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+_error = error_response  # the one error shape, shared with the middleware
 
 
 async def _qa_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -508,6 +518,9 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     errs = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errs):
         return _error(400, "invalid_json", 'the request body is not valid JSON: send {"question": "..."}')
+    if any(e.get("type") == "string_unicode" for e in errs):  # a lone surrogate, anywhere in the body
+        where = ", ".join(sorted({".".join(map(str, e["loc"][1:])) or "a key" for e in errs}))
+        return _error(422, "invalid_request", f"{where}: not valid text (it holds a lone surrogate)")
     if any(tuple(e.get("loc", ())) == ("body",) for e in errs):  # the body as a whole: missing, a list...
         return _error(400, "invalid_json", 'the request body must be a JSON object: {"question": "..."}')
     return _error(422, "invalid_request", "; ".join(_describe(e) for e in errs) or "invalid request")
@@ -519,12 +532,16 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = f"nothing at {request.url.path}: see /docs for the API"
+    if exc.status_code == 400 and message == "There was an error parsing the body":  # e.g. nested too deep
+        return _error(400, "invalid_json", "the request body could not be read as JSON")
     return _error(exc.status_code, codes.get(exc.status_code, "http_error"), message, exc.headers)
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _error(500, "internal_error", f"unexpected error ({type(exc).__name__}); the server log has details")
+    # sent from outside every middleware (Starlette's ServerErrorMiddleware): add the headers here
+    return _error(500, "internal_error", f"unexpected error ({type(exc).__name__}); the server log has details",
+                  headers=dict(SECURITY_HEADERS))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -572,12 +589,13 @@ def _plain_docs_page(app: FastAPI) -> HTMLResponse:
             rows.append(
                 f"<h2><code>{html.escape(method.upper())} {html.escape(path)}</code></h2>"
                 f"<p>{html.escape(op.get('summary', ''))}</p>"
-                f"<p style='white-space:pre-wrap'>{html.escape(op.get('description', ''))}</p>"
+                f"<p class=description>{html.escape(op.get('description', ''))}</p>"
             )
     pretty = html.escape(json.dumps(schema, ensure_ascii=False, indent=2))
-    return HTMLResponse(
+    return HTMLResponse(  # one <style> element: the CSP allows it by its hash (qa.middleware)
         "<!doctype html><meta charset=utf-8><title>qa API</title>"
-        "<body style='font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem'>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+        ".description{white-space:pre-wrap}</style><body>"
         f"<h1>{html.escape(app.title)} API</h1><p>Schema: <a href='/openapi.json'>/openapi.json</a></p>"
         f"{''.join(rows)}<details><summary>OpenAPI schema</summary><pre>{pretty}</pre></details>"
     )
@@ -589,14 +607,28 @@ def create_app(
     embedder: Any = None,
     model: str | None = None,
     reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    rate_limit: RateLimit | str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The FastAPI app serving the index at ``index_dir``.
 
     ``embedder``: the model to search with (shared across index versions);
     ``model``: load this model (``qa.embed.load_embedder``) at start-up instead;
     neither: the model the index's manifest names.
+
+    Exposure (:mod:`qa.middleware`): ``token`` (every request but the page, the docs
+    and /api/health then needs ``Authorization: Bearer <token>``; ValueError for a
+    token a header cannot carry), ``allowed_hosts`` (the Host names answered, any
+    port; ``"*"``: any), ``rate_limit`` (a :class:`RateLimit` or text such as
+    ``"20/s"``; None: none) and ``max_body_bytes`` (413 beyond).
     """
     index_dir = Path(index_dir)
+    if token is not None:
+        check_token(token)
+    if isinstance(rate_limit, str):
+        rate_limit = RateLimit.parse(rate_limit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -626,10 +658,11 @@ def create_app(
         lifespan=lifespan,
         responses=_ERROR_RESPONSES,
     )
-    try:  # Swagger UI and ReDoc with their assets served from the package, not a CDN
+    try:  # Swagger UI with its assets served from the package, not a CDN. No ReDoc: it injects
+        # inline styles at run time, which the CSP refuses (qa.middleware)
         from fastapi_offline import FastAPIOffline
 
-        app = FastAPIOffline(static_url="/docs-assets", **settings)
+        app = FastAPIOffline(static_url="/docs-assets", redoc_url=None, **settings)
     except ImportError:
         app = FastAPI(docs_url=None, redoc_url=None, **settings)
 
@@ -654,13 +687,16 @@ def create_app(
     @app.get("/api/ask", response_model=AskResponse, tags=["search"], summary="Ask a question (query string)")
     def ask_get(
         index: IndexDep,
-        q: Annotated[str, Query(description="The question.", examples=["2020年破获了多少电信网络诈骗案件？"])],
-        k: Annotated[int, Query(ge=1, le=MAX_TOP_K, description="How many passages.")] = 5,
+        q: Annotated[str, Query(description="The question.", examples=["2020年破获了多少电信网络诈骗案件？"],
+                                json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS})],
+        k: Annotated[int, BeforeValidator(_whole_number), Query(ge=1, le=MAX_TOP_K, strict=True,
+                                                                description="How many passages.")] = 5,
         mode: Annotated[Mode, Query()] = "hybrid",
-        date_from: Annotated[str | None, Query(examples=["2021-01-01"])] = None,
-        date_to: Annotated[str | None, Query()] = None,
-        source: Annotated[list[str] | None, Query(description="Repeat for several outlets.")] = None,
-    ) -> AskResponse:
+        date_from: Annotated[str | None, Query(max_length=MAX_DATE_CHARS, examples=["2021-01-01"])] = None,
+        date_to: Annotated[str | None, Query(max_length=MAX_DATE_CHARS)] = None,
+        source: Annotated[list[Annotated[str, Field(max_length=200)]] | None,
+                          Query(max_length=100, description="Repeat for several outlets.")] = None,
+    ) -> AskResponse:  # fmt: skip
         """The same search as `POST /api/ask`, for a browser or curl: `/api/ask?q=...&k=5`."""
         try:
             question = _check_question(q)
@@ -676,7 +712,7 @@ def create_app(
         summary="One cleaned article",
         responses={404: {"model": ErrorOut, "description": "No article with that id."}},
     )
-    def article(article_id: str, index: IndexDep) -> ArticleOut:
+    def article(article_id: Annotated[str, PathParam(max_length=MAX_ARTICLE_ID_CHARS)], index: IndexDep) -> ArticleOut:
         """The cleaned article with its paragraphs (citation ¶n is `paragraphs[n-1]`).
 
         Ids may be URLs: percent-encode them (`encodeURIComponent`)."""
@@ -713,7 +749,54 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if token is not None:
+        _document_token(app)
+    _protect(app, token=token, allowed_hosts=allowed_hosts, rate_limit=rate_limit, max_body_bytes=max_body_bytes)
     return app
+
+
+def _protect(app: FastAPI, *, token: str | None, allowed_hosts: Iterable[str], rate_limit: RateLimit | None,
+             max_body_bytes: int) -> None:  # fmt: skip
+    """Stack the middleware of :mod:`qa.middleware`; the last added runs first.
+
+    Order, outermost first: security headers (so every refusal has them too), the
+    Host check, the rate limit (before the token check: guessing tokens is limited
+    too), the token, the body limit, HEAD as GET.
+    """
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if token is not None:
+        app.add_middleware(BearerToken, token=token)
+    if rate_limit is not None:
+        app.add_middleware(RateLimiter, limit=rate_limit)
+    app.add_middleware(HostAllowList, allowed=allowed_hosts)
+    app.add_middleware(SecurityHeaders)
+
+
+def _document_token(app: FastAPI) -> None:
+    """Declare the bearer token in the OpenAPI schema, so that /docs offers "Authorize"."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            for path, operations in schema.get("paths", {}).items():
+                if path != "/api/health":
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _whole_number(value: Any) -> Any:
+    """A query string's digits as an int; anything else is left for the strict int check to refuse
+    ("true", "1.0", "1e3" are not whole numbers, as in a JSON body)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
+        return int(value)
+    return value
 
 
 def _validation_message(exc: ValueError) -> str:

@@ -39,6 +39,13 @@
       weak: "这些段落都不含问题中的词语，只是意思上最接近的，未必回答了问题。",
       examples: ["2020年破获了多少电信网络诈骗案件？", "公安部如何推进国际执法合作？", "李克强对打击电信诈骗有什么批示？"],
       noIndex: "索引还没有建好。",
+      tokenTitle: "需要访问令牌",
+      tokenHelp: "这个服务器设置了访问令牌（qa serve --token）。请输入令牌，它只保存在本标签页中。",
+      tokenWrong: "令牌不正确，请重新输入。",
+      tokenPlaceholder: "令牌",
+      tokenOk: "确定",
+      cancel: "取消",
+      tokenNeeded: "需要访问令牌才能检索。刷新页面后输入令牌。",
     },
     en: {
       title: "News Q&A",
@@ -74,6 +81,13 @@
       weak: "None of these passages contains the words of your question: they are only the closest in meaning and may not answer it.",
       examples: ["2020年破获了多少电信网络诈骗案件？", "How does China fight telecom fraud across borders?", "What did Li Keqiang say about fraud?"],
       noIndex: "The index is not built yet.",
+      tokenTitle: "Access token needed",
+      tokenHelp: "This server was started with an access token (qa serve --token). Enter it; it is kept in this tab only.",
+      tokenWrong: "That token is not right: try again.",
+      tokenPlaceholder: "Token",
+      tokenOk: "OK",
+      cancel: "Cancel",
+      tokenNeeded: "An access token is needed to search. Reload the page to enter it.",
     },
   };
 
@@ -159,14 +173,83 @@
     }
   }
 
+  // ---- the access token (qa serve --token) -------------------------------
+  // A server started with a token answers 401 to API requests without it. The page asks
+  // for it once, keeps it in sessionStorage (this tab only, gone when the tab closes) and
+  // sends it as "Authorization: Bearer ...". Opening the page as URL#token=... gives it
+  // without asking: a fragment never reaches any server, and it is taken out of the
+  // address bar at once.
+
+  const TOKEN_KEY = "qa-token";
+  const TOKEN_TEXT = /^[\x21-\x7e]+$/; // what a header can carry (the server's rule too)
+  let tokenPrompt = null; // the open prompt, shared by requests refused meanwhile
+
+  function takeTokenFromFragment() {
+    const match = /(?:^#|&)token=([^&]*)/.exec(window.location.hash);
+    if (!match) return;
+    let token = "";
+    try {
+      token = decodeURIComponent(match[1]);
+    } catch (e) {
+      token = "";
+    }
+    if (TOKEN_TEXT.test(token)) sessionStorage.setItem(TOKEN_KEY, token);
+    window.history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+
+  function askForToken(wrong) {
+    if (tokenPrompt) return tokenPrompt;
+    const box = $("token-dialog");
+    tokenPrompt = new Promise((resolve) => {
+      $("token-wrong").hidden = !wrong;
+      $("token-input").value = "";
+      box.returnValue = "";
+      box.addEventListener(
+        "close",
+        () => {
+          const token = $("token-input").value.trim();
+          const given = box.returnValue === "ok" && TOKEN_TEXT.test(token);
+          if (given) sessionStorage.setItem(TOKEN_KEY, token);
+          tokenPrompt = null;
+          resolve(given);
+        },
+        { once: true }
+      );
+      box.showModal();
+      $("token-input").focus();
+    });
+    return tokenPrompt;
+  }
+
+  $("token-form").addEventListener("submit", (event) => {
+    if (!TOKEN_TEXT.test($("token-input").value.trim())) {
+      event.preventDefault(); // nothing a header could carry: keep asking
+      $("token-wrong").hidden = false;
+    }
+  });
+  $("token-cancel").addEventListener("click", () => $("token-dialog").close(""));
+
+  // fetch() for the API: sends the token when there is one, asks for it on 401 and tries again.
+  async function api(path, options = {}) {
+    for (;;) {
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      const headers = Object.assign({}, options.headers || {});
+      if (token) headers.Authorization = "Bearer " + token;
+      const response = await fetch(path, Object.assign({}, options, { headers }));
+      if (response.status !== 401) return response;
+      if (!(await askForToken(Boolean(token)))) return response;
+    }
+  }
+
   // ---- index info and the source filter ---------------------------------
 
   async function loadStats() {
     try {
-      const response = await fetch("/api/stats");
+      const response = await api("/api/stats");
       const body = await response.json();
       if (!response.ok) {
-        $("index-info").textContent = t("noIndex") + " " + ((body.error && body.error.message) || "");
+        const message = (body.error && body.error.message) || "";
+        $("index-info").textContent = response.status === 401 ? t("tokenNeeded") : t("noIndex") + " " + message;
         return;
       }
       stats = body;
@@ -273,7 +356,7 @@
       history: history.slice(-10),
     };
     try {
-      const response = await fetch("/api/ask", {
+      const response = await api("/api/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(payload),
@@ -418,7 +501,7 @@
     body.replaceChildren();
     if (!dialog.open) dialog.showModal();
     try {
-      const response = await fetch("/api/articles/" + encodeURIComponent(citation.article_id));
+      const response = await api("/api/articles/" + encodeURIComponent(citation.article_id));
       const article = await response.json();
       if (!response.ok) {
         $("article-meta").textContent = t("error") + ((article.error && article.error.message) || response.status);
@@ -485,6 +568,7 @@
     input.focus();
   });
 
+  takeTokenFromFragment();
   applyLanguage();
   loadStats();
   input.focus();

@@ -1,0 +1,418 @@
+"""What makes ``qa serve`` safe to expose: ASGI middleware, one job per class.
+
+:func:`qa.server.create_app` stacks them, outermost first:
+
+==================  ==========================================================
+``SecurityHeaders``  CSP, nosniff, no framing, no referrer on every response
+``HostAllowList``    400 unless the Host header names this server (DNS rebinding)
+``RateLimiter``      a token bucket per client address; 429 with Retry-After
+``BearerToken``      401 without ``Authorization: Bearer <token>`` (when one is set)
+``BodyLimit``        413 for a body over the limit, before anything parses it
+``HeadAsGet``        HEAD answered wherever GET is, without the body
+==================  ==========================================================
+
+Each refuses with the project's one error shape, ``{"error": {"code",
+"message"}}`` (:func:`error_response`), and passes everything else, and every
+non-HTTP scope (the lifespan), through untouched. Plain ASGI rather than
+Starlette's ``BaseHTTPMiddleware``: no extra task per request, streaming
+responses stay streaming.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024  # the largest request the page sends is ~30 KB (10 history items)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+MAX_RATE_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten beyond this
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error shape. A lone surrogate in the message (echoed input) is escaped, so
+    encoding the response can never fail."""
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"error": {"code": code, "message": text}}, status_code=status, headers=headers)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Security headers
+# ---------------------------------------------------------------------------
+
+# The chat page loads only its own script and style sheet and talks only to this server.
+CSP_DIRECTIVES: dict[str, str] = {
+    "default-src": "'none'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "font-src": "'self'",
+    "manifest-src": "'self'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+SECURITY_HEADERS: dict[str, str] = {
+    "content-security-policy": "; ".join(f"{k} {v}" for k, v in CSP_DIRECTIVES.items()),
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+}
+_INLINE = {
+    "script-src": re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL),
+    "style-src": re.compile(rb"<style[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL),
+}
+_MAX_HTML_BYTES = 1 << 20
+
+
+def csp_for_html(body: bytes) -> str:
+    """The policy for one HTML page: the strict one, plus the hash of each inline script
+    and style element the page holds (the API docs pages have a few; the chat page none)."""
+    directives = dict(CSP_DIRECTIVES)
+    for directive, pattern in _INLINE.items():
+        hashes = sorted({_sha256(m) for m in pattern.findall(body)})
+        if hashes:
+            directives[directive] += "".join(f" '{h}'" for h in hashes)
+    return "; ".join(f"{k} {v}" for k, v in directives.items())
+
+
+def _sha256(text: bytes) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text).digest()).decode("ascii")
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every response. An HTML page is held until its
+    end (pages here are a few KB) so that its inline elements can be hashed into its CSP."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        held: list[Message] = []  # an HTML response: its start and body so far
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.decode("latin-1").lower() not in SECURITY_HEADERS]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message = {**message, "headers": headers}
+                if (_content_type(headers) or "").startswith("text/html"):
+                    held.append(message)
+                    return
+                return await send(message)
+            if held and message["type"] == "http.response.body":
+                held.append(message)
+                size = sum(len(m.get("body", b"")) for m in held[1:])
+                if message.get("more_body") and size <= _MAX_HTML_BYTES:
+                    return
+                return await self._flush(held, send)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    async def _flush(held: list[Message], send: Send) -> None:
+        start, bodies = held[0], held[1:]
+        csp = csp_for_html(b"".join(m.get("body", b"") for m in bodies))
+        start["headers"] = [(k, csp.encode() if k == b"content-security-policy" else v) for k, v in start["headers"]]
+        await send(start)
+        for message in bodies:
+            await send(message)
+        held.clear()
+
+
+def _content_type(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    for key, value in headers:
+        if key.lower() == b"content-type":
+            return value.decode("latin-1").lower()
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Host allow-list
+# ---------------------------------------------------------------------------
+
+
+def host_name(value: str) -> str:
+    """A Host header or an allow-list entry as compared: lower case, no port, no trailing
+    dot, an IPv6 address in brackets ("[::1]:8000" -> "[::1]", "::1" -> "[::1]")."""
+    text = value.strip().lower()
+    if text.startswith("["):
+        end = text.find("]")
+        return text[: end + 1] if end > 0 else text
+    if text.count(":") > 1:  # a bare IPv6 address, as given on a command line
+        return f"[{text}]"
+    return text.split(":", 1)[0].rstrip(".")
+
+
+class HostAllowList:
+    """400 for a request whose Host header is not one of ``allowed`` (any port).
+
+    Against DNS rebinding: a page on another site that points its own name at
+    127.0.0.1 reaches this server with that name as Host, and is refused. ``"*"``
+    in ``allowed`` turns the check off.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str] = LOOPBACK_HOSTS):
+        self.app = app
+        self.allowed = frozenset(host_name(h) for h in allowed)
+        self.any = "*" in self.allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.any:
+            return await self.app(scope, receive, send)
+        host = _header(scope, b"host")
+        if host is not None and host_name(host) in self.allowed:
+            return await self.app(scope, receive, send)
+        shown = repr(host[:100]) if host is not None else "(none: send a Host header)"
+        response = error_response(
+            400, "host_not_allowed",
+            f"this server does not answer to the host name {shown}: to allow a name, start qa serve "
+            "with --allow-host NAME",
+        )  # fmt: skip
+        await response(scope, receive, send)
+
+
+# ---------------------------------------------------------------------------
+# Rate limit
+# ---------------------------------------------------------------------------
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``per_second`` requests a second on average per client address, in bursts of up to
+    ``burst``. Loopback clients are exempt unless ``exempt_loopback`` is False (people on
+    this machine, load tests; behind a reverse proxy every client looks local: limit there)."""
+
+    per_second: float
+    burst: int
+    exempt_loopback: bool = True
+
+    @classmethod
+    def parse(cls, text: str, *, exempt_loopback: bool = True) -> RateLimit | None:
+        """ "20/s" (burst 20), "600/min" (10 a second, burst 600), "off" -> None. ValueError otherwise."""
+        if text.strip().lower() in ("off", "none", "0"):
+            return None
+        m = _RATE.match(text)
+        if not m or float(m[1]) <= 0:
+            raise ValueError(f"{text!r} is not a rate: use N/s or N/min (e.g. 20/s), or off")
+        count = float(m[1])
+        per_second = count if m[2].lower().startswith("s") else count / 60.0
+        return cls(per_second=per_second, burst=max(1, math.ceil(count)), exempt_loopback=exempt_loopback)
+
+
+class RateLimiter:
+    """A token bucket per client address: each request takes a token, tokens come back at
+    ``per_second`` up to ``burst``; an empty bucket is answered 429 with Retry-After."""
+
+    def __init__(self, app: ASGIApp, limit: RateLimit, clock: Callable[[], float] = time.monotonic):
+        self.app = app
+        self.limit = limit
+        self.clock = clock
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("unknown", 0))[0]
+        if self.limit.exempt_loopback and _is_loopback(client):
+            return await self.app(scope, receive, send)
+        wait = self.take(client)
+        if wait <= 0:
+            return await self.app(scope, receive, send)
+        seconds = max(1, math.ceil(wait))
+        response = error_response(
+            429, "rate_limited",
+            f"too many requests from {client}: at most {self.limit.per_second:g} a second; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )  # fmt: skip
+        await response(scope, receive, send)
+
+    def take(self, client: str) -> float:
+        """Take a token for ``client``: 0 if there was one, else the seconds until there is."""
+        now = self.clock()
+        tokens, then = self.buckets.pop(client, (float(self.limit.burst), now))
+        tokens = min(float(self.limit.burst), tokens + (now - then) * self.limit.per_second)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.limit.per_second
+        self.buckets[client] = (tokens, now)
+        while len(self.buckets) > MAX_RATE_CLIENTS:
+            self.buckets.popitem(last=False)
+        return wait
+
+
+def _is_loopback(client: str) -> bool:
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+# ---------------------------------------------------------------------------
+# Bearer token
+# ---------------------------------------------------------------------------
+
+OPEN_PATHS = frozenset({"/", "/api/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+OPEN_PREFIXES = ("/static/", "/docs-assets/")
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")
+
+
+def check_token(token: str) -> str:
+    """A token the page can send in a header: visible ASCII, no spaces. ValueError otherwise."""
+    if not _TOKEN.match(token):
+        raise ValueError("the token must be visible ASCII characters without spaces (e.g. from `openssl rand -hex 16`)")
+    return token
+
+
+class BearerToken:
+    """401 for a request without ``Authorization: Bearer <token>``, except the chat page,
+    its files, the API docs and /api/health (open by design: they hold no data)."""
+
+    def __init__(self, app: ASGIApp, token: str):
+        self.app = app
+        self.token = check_token(token).encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _is_open(scope["path"]) or self._authorized(scope):
+            return await self.app(scope, receive, send)
+        given = _header(scope, b"authorization") is not None
+        message = (
+            "the token is not right: send the one qa serve was started with"
+            if given
+            else "this server needs a token: send the header Authorization: Bearer <token> "
+            "(the --token or QA_TOKEN qa serve was started with)"
+        )
+        response = error_response(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="qa"'})
+        await response(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        value = _header(scope, b"authorization") or ""
+        scheme, _, credentials = value.strip().partition(" ")
+        given = credentials.strip().encode("latin-1")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given, self.token)
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+# ---------------------------------------------------------------------------
+# Body limit
+# ---------------------------------------------------------------------------
+
+
+class BodyLimit:
+    """413 for a request body over ``max_bytes``, refused from its Content-Length alone
+    when it says so, else by counting what arrives (chunked bodies): nothing past the
+    limit is read, and the app only ever sees a body already known to fit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        body = await self._read(receive)
+        if body is None:
+            return await self._refuse(scope, receive, send)
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read(self, receive: Receive) -> bytes | None:
+        """The whole body, or None once it passes the limit."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "body_too_large",
+            f"the request body is larger than {self.max_bytes // 1024} KB: send a shorter question or history",
+            headers={"Connection": "close"},  # the rest of the body is never read
+        )  # fmt: skip
+        await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the body read already, then whatever the connection says next."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+# ---------------------------------------------------------------------------
+# HEAD
+# ---------------------------------------------------------------------------
+
+
+class HeadAsGet:
+    """A HEAD request is handled as GET and its body dropped: the same status and headers
+    (Content-Length included) wherever GET works, without declaring HEAD on every route."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        # a copy: the server's own scope must still say HEAD
+        await self.app({**scope, "method": "GET"}, receive, send_without_body)
