@@ -363,6 +363,44 @@ async def _load(url: str, clients: int, seconds: float, qs: list[str]) -> dict:
             "p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99), "errors": errors}  # fmt: skip
 
 
+WRK_SCRIPT = """
+local questions = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/api/ask?k=5&mode=hybrid&q=" .. questions[(i %% #questions) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK {\\"requests\\": %%d, \\"errors\\": %%d, \\"non2xx\\": %%d, \\"seconds\\": %%f, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f}\\n",
+    summary.requests, e.connect + e.read + e.write + e.timeout, e.status, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def _load_wrk(url: str, clients: int, seconds: float, qs: list[str]) -> dict:
+    """The same load from wrk (C, two threads): the client costs the shared cores far less than Python."""
+    from urllib.parse import quote
+
+    script = Path(RESULTS / "bench_scale_wrk.lua")
+    script.write_text(WRK_SCRIPT % ", ".join(json.dumps(quote(q, safe="")) for q in qs), encoding="utf-8")
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{max(1, int(seconds))}s", "--timeout", "30s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    stats = json.loads(next(line for line in out.splitlines() if line.startswith("WRK "))[4:])
+    return {"clients": clients, "requests": stats["requests"], "rps": stats["requests"] / stats["seconds"],
+            "p50_ms": stats["p50_ms"], "p99_ms": stats["p99_ms"], "errors": stats["errors"] + stats["non2xx"],
+            "client": "wrk"}  # fmt: skip
+
+
+def _load_any(url: str, clients: int, seconds: float, qs: list[str]) -> dict:
+    if shutil.which("wrk"):
+        return _load_wrk(url, clients, seconds, qs)
+    return {**asyncio.run(_load(url, clients, seconds, qs)), "client": "python"}
+
+
 def serve_bench(root: Path, corpus: str, cache: str, qs: list[str], seconds: float, port: int) -> dict:
     import httpx
 
@@ -379,21 +417,22 @@ def serve_bench(root: Path, corpus: str, cache: str, qs: list[str], seconds: flo
                 pass
             time.sleep(0.5)
         out = {}
+        _load_any(url, 8, 3, qs)  # warm-up
         for clients in (8, 32):
-            out[f"idle {clients}"] = asyncio.run(_load(url, clients, seconds, qs))
+            out[f"idle {clients}"] = _load_any(url, clients, seconds, qs)
         updater = subprocess.Popen([sys.executable, __file__, "--phase", "updates", "--args", json.dumps(
             {"root": str(root), "corpus": corpus, "cache": cache, "adds": [1000], "delete": False})],
             stdout=subprocess.DEVNULL)  # fmt: skip
         during = []
         while updater.poll() is None:
-            during.append(asyncio.run(_load(url, 32, 5, qs)))
+            during.append(_load_any(url, 32, 5, qs))
         out["during 1000-article update 32"] = {
             "rps": statistics.mean(d["rps"] for d in during) if during else float("nan"),
             "p50_ms": statistics.median(d["p50_ms"] for d in during) if during else float("nan"),
             "p99_ms": max(d["p99_ms"] for d in during) if during else float("nan"),
             "errors": sum(d["errors"] for d in during), "windows": len(during),
         }
-        out["after update 32"] = asyncio.run(_load(url, 32, seconds / 2, qs))
+        out["after update 32"] = _load_any(url, 32, seconds / 2, qs)
         status = Path(f"/proc/{server.pid}/status").read_text()
         field = lambda name: int(next(l for l in status.splitlines() if l.startswith(name)).split()[1]) / 1024**2  # noqa: E731,E741
         out["server_rss_gib"] = field("VmRSS:")

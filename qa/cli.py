@@ -179,7 +179,8 @@ def _cmd_serve(args) -> int:
     url = f"http://{shown}:{args.port}/"
     print(f"qa serve: index {index_dir.resolve()}\nqa serve: chat page {url}   API docs {url}docs", flush=True)
     if protection["token"]:
-        print("qa serve: a token is required: the chat page asks for it (or open the page as URL#token=TOKEN)")
+        print("qa serve: a token is required: the chat page asks for it (or open the page as URL#token=TOKEN)",
+              flush=True)  # fmt: skip
     elif not _is_loopback(args.host):
         print(f"qa serve: warning: listening on {args.host} without a token: anyone who can reach this "
               "address can search the index; set --token or QA_TOKEN", file=sys.stderr, flush=True)  # fmt: skip

@@ -483,8 +483,7 @@ def test_approximate_kinds_find_the_exact_neighbours_and_keep_their_kind(tmp_pat
         assert index.stats().ann == kind
         assert {s.vectors.kind for s in index._version.segments} == {kind}
         got = snapshot(index, FILTERS[:3], k=5)
-    same = sum(a == b for a, b in zip(got, exact))
-    assert same >= 0.9 * len(exact)  # small and easy: nearly always the exact answer
+    assert _agree(got, exact) >= 0.9 * len(exact)  # small and easy: nearly always the exact answer
     # an update without --ann keeps the kind; deletions are tombstones, not rebuilds
     Index.update(root, articles[:-3] + [synthetic(500)], HashEmbedder(), progress=False)
     with Index.open(root, HashEmbedder()) as index:
@@ -495,6 +494,12 @@ def test_approximate_kinds_find_the_exact_neighbours_and_keep_their_kind(tmp_pat
     with Index.open(root, HashEmbedder()) as index:
         assert index.stats().ann == "flat" and {s.vectors.kind for s in index._version.segments} == {"flat"}
         assert index.stats().segments == 1 and index.stats().deleted == 0
+
+
+def _agree(got: list, exact: list) -> int:
+    """Searches whose scores equal the exact ones (which of several equally scored
+    passages an approximate index returns is not an error)."""
+    return sum([s for _, s in a] == [s for _, s in b] for a, b in zip(got, exact))
 
 
 def test_hnsw_merge_grows_the_largest_graph(tmp_path, monkeypatch):
@@ -519,7 +524,7 @@ def test_hnsw_merge_grows_the_largest_graph(tmp_path, monkeypatch):
     with Index.open(root, HashEmbedder()) as index, scratch(tmp_path, articles) as fresh:
         assert index.stats().segments == 1
         got, exact = snapshot(index, k=5), snapshot(fresh, k=5)
-        assert sum(a == b for a, b in zip(got, exact)) >= 0.9 * len(exact)
+        assert _agree(got, exact) >= 0.9 * len(exact)
 
 
 # --- crashes and interruptions ----------------------------------------------------------

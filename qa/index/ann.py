@@ -38,6 +38,14 @@ EXACT_MAX_ALLOWED = 20_000
 GATHER_FRACTION = 0.25
 """Exact search gathers the allowed vectors when they are under this share of the segment; else it scans all and masks."""
 ANN_FILE = "ann.faiss"
+MARGIN = 8
+"""Extra candidates taken from a fast kernel before exact re-scoring (see SegmentVectors._rescored)."""
+SCORE_NOISE = 1e-5
+
+
+def exact_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosines computed row by row, the same bits for a vector wherever it is stored."""
+    return np.einsum("ij,j->i", vectors, query, optimize=False).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -153,17 +161,53 @@ class SegmentVectors:
         return len(self.vectors)
 
     def exact(self, query: np.ndarray, n: int, mask: np.ndarray | None, allowed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``n`` over the allowed positions."""
         if mask is None:
-            scores = np.asarray(self.vectors) @ query
-            return top(np.arange(len(scores)), scores, n, self.keys)
+            return self._best(query, n, np.asarray(self.vectors), None)
         if allowed == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if allowed <= GATHER_FRACTION * len(self.vectors):
-            positions = np.flatnonzero(mask)
-            return top(positions, np.asarray(self.vectors[positions]) @ query, n, self.keys)
-        scores = np.asarray(self.vectors) @ query
         positions = np.flatnonzero(mask)
-        return top(positions, scores[positions], n, self.keys)
+        if allowed <= GATHER_FRACTION * len(self.vectors):
+            return self._best(query, n, np.asarray(self.vectors[positions]), positions)
+        fast = np.asarray(self.vectors) @ query  # a broad filter: score all, keep the allowed
+        return self._rescored(query, n, positions, fast[positions], np.asarray(self.vectors), None)
+
+    def _best(self, query: np.ndarray, n: int, vectors: np.ndarray, positions: np.ndarray | None):
+        """Brute force with FAISS (SIMD and a heap: ~2.5x numpy's product and partition on
+        one core), candidates then re-scored exactly."""
+        if len(vectors) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        pool = np.arange(len(vectors))
+        want = min(len(vectors), n + MARGIN)
+        fast, found = faiss.knn(query.reshape(1, -1), np.ascontiguousarray(vectors), want, faiss.METRIC_INNER_PRODUCT)
+        return self._rescored(query, n, pool, None, vectors, positions, fast[0], found[0])
+
+    def _rescored(self, query, n, pool, pool_scores, vectors, positions, fast=None, found=None):
+        """Top ``n`` of ``pool`` (indexes into ``vectors``) with exact, position-independent scores.
+
+        Fast kernels (BLAS, FAISS) may differ in the last bit for the same vector at
+        another position, so the candidates they pick (``n + MARGIN`` of them) are
+        scored again row by row; if a candidate beyond the margin could still reach
+        the n-th score, everything is scored that way. So an index grown by updates
+        and one built at once rank identically.
+        """
+        if found is None:  # choose candidates from the fast scores of the whole pool
+            want = min(len(pool), n + MARGIN)
+            if len(pool) > want:
+                kth = len(pool) - want
+                pick = np.argpartition(pool_scores, kth)[kth:]
+                found, fast = pool[pick], pool_scores[pick]
+            else:
+                found, fast = pool, pool_scores
+        found = np.asarray(found, dtype=np.int64)
+        scores = exact_scores(vectors[found], query)
+        if len(found) < len(pool) and len(scores) >= n:
+            nth = np.partition(scores, len(scores) - n)[len(scores) - n]
+            if float(np.min(fast)) >= nth - SCORE_NOISE:  # the margin is too thin: score the whole pool
+                found = np.asarray(pool, dtype=np.int64)
+                scores = exact_scores(vectors[found], query)
+        where = found if positions is None else positions[found]
+        return top(where, scores, n, self.keys)
 
     def search(self, query: np.ndarray, n: int, mask: np.ndarray | None = None,
                allowed: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -193,4 +237,4 @@ class SegmentVectors:
         if len(positions) < want:  # the walk came back short: be exact instead
             return self.exact(query, n, mask, allowed if allowed is not None else len(self))
         positions = np.sort(positions)
-        return top(positions, np.asarray(self.vectors[positions]) @ query, n, self.keys)
+        return top(positions, exact_scores(np.asarray(self.vectors[positions]), query), n, self.keys)

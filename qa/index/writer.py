@@ -409,9 +409,9 @@ class Writer:
             return
         dead = []
         for record in self.catalog.segments():
-            if record.id in touched:
-                ((live,),) = self.catalog.query("SELECT count(*) FROM chunks WHERE segment = ?", (record.id,))
-                if live == 0:
+            if record.id in touched:  # every row of it tombstoned? (an indexed count, not a scan)
+                ((deleted,),) = self.catalog.query("SELECT count(*) FROM tombstones WHERE segment = ?", (record.id,))
+                if deleted >= record.size:
                     dead.append(record)
         if dead:
             with self.catalog.transaction():
