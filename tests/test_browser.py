@@ -2,7 +2,9 @@
 
 A small real index (HashEmbedder over the two seed articles and a few test
 articles) is served by uvicorn in a background thread. Screenshots are saved
-to artifacts/ (git-ignored) for a person to look at.
+to artifacts/ (git-ignored) for a person to look at. Every page also fails its
+test on any Content-Security-Policy violation: the page must work under the
+strict policy the server sends.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ SEEDS = (ROOT / "examples/articles/000_9ab89037dc83bcbe.md", ROOT / "examples/ar
 SEED_QUESTION = "2020年破获了多少电信网络诈骗案件？"
 SEED_000_TITLE = "习近平指示打击电信网络诈骗：推进国际执法合作"
 SEED_000_URL = "https://www.zaobao.com/realtime/china/story20210410-1138397"
+TOKEN = "browser-Token_7"
+# Every violation of the page's CSP, as the page itself sees them (and the console shows them).
+RECORD_CSP = "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
 ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
@@ -42,7 +47,7 @@ author: Evil Times
 from: "javascript:window.__pwned=3"
 ---
 <p>第一段：这是一段与问题无关的开头，讲的是天气和交通的情况。</p>
-<p>这段文字包含 &lt;script&gt;window.__pwned=1&lt;/script&gt; 和 &lt;img src=x onerror="window.__pwned=2"&gt; 恶意脚本的字样。</p>
+<p>这段文字包含 &lt;script&gt;window.__pwned=1&lt;/script&gt; 和 &lt;img src=x onerror="window.__pwned=2"&gt; 恶意脚本的字样，以及 1 &lt; 2 &amp;&amp; 3 &gt; 2 的比较。</p>
 <p>第三段：这是一段与问题无关的结尾，讲的是体育比赛的结果和观众。</p>
 """
 
@@ -62,6 +67,14 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def guarded_server(server, tmp_path_factory):
+    """The same index behind a token (qa serve --token)."""
+    index_dir = tmp_path_factory.getbasetemp() / "browser0" / "index"
+    with serve_in_thread(create_app(index_dir, embedder=HashEmbedder(), token=TOKEN)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser():
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
@@ -70,17 +83,30 @@ def browser():
         b.close()
 
 
+def watched_page(context) -> tuple[sync_api.Page, list[str]]:
+    """A new page whose script errors, alert() dialogs and CSP violations are collected."""
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.add_init_script(RECORD_CSP)
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+    pg.on("console", lambda m: "Content Security Policy" in m.text and errors.append(f"console: {m.text}"))
+    return pg, errors
+
+
+def csp_violations(pg) -> list[str]:
+    return pg.evaluate("window.__csp")
+
+
 @pytest.fixture
 def page(browser, server, request):
     viewport, locale = getattr(request, "param", ({"width": 1200, "height": 900}, "zh-CN"))
     context = browser.new_context(viewport=viewport, locale=locale)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+    pg, errors = watched_page(context)
     pg.goto(server + "/")
     pg.wait_for_selector("#index-info:not(:empty)")
     yield pg
+    errors += csp_violations(pg)
     context.close()
     assert errors == [], errors
 
@@ -131,7 +157,8 @@ def test_article_text_is_never_run_as_html(page):
     answer = ask(page, "恶意脚本的字样 script onerror")
     card = answer.locator(".card", has_text="恶意脚本的字样").first
     card.wait_for()
-    assert "<script>window.__pwned=1</script>" in card.locator(".passage").inner_text()
+    # (the cleaner drops markup left as text; what is left of "<", "&" and ">" is shown as text)
+    assert "1 < 2 && 3 > 2" in card.locator(".passage").inner_text()
     assert page.locator(".cards script, .cards img").count() == 0
     # a javascript: URL is not made into a link; the title opens the article in the page instead
     title = card.locator(".title")
@@ -140,7 +167,7 @@ def test_article_text_is_never_run_as_html(page):
     title.click()
     cited = page.locator("#article .para.cited")
     cited.wait_for()
-    assert "<script>window.__pwned=1</script>" in cited.inner_text()
+    assert "1 < 2 && 3 > 2" in cited.inner_text()
     assert page.locator("#article .para").count() == 3 and cited.get_attribute("data-n") == "2"
     assert page.locator("#article script, #article img").count() == 0
     assert page.locator("#article-title").inner_text().startswith("<img")
@@ -216,3 +243,102 @@ def test_passages_without_any_question_word_are_flagged_as_weak(page):
     assert answer.locator(".weak").is_visible()
     answer = ask(page, SEED_QUESTION)
     assert answer.locator(".weak").count() == 0
+
+
+# --- the page under its Content-Security-Policy, and with a token -------------------------
+
+
+def test_the_page_works_under_a_strict_csp(browser, server):
+    """Everything the page does (ask, follow up, filter, open an article, switch language)
+    runs under the policy the server sends, with no violation."""
+    context = browser.new_context(locale="zh-CN")
+    pg, errors = watched_page(context)
+    response = pg.goto(server + "/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "style-src 'self';" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    pg.wait_for_selector("#index-info:not(:empty)")
+    ask(pg, SEED_QUESTION)
+    answer = ask(pg, "那2021年呢？")
+    answer.locator("button.read").first.click()
+    pg.locator("#article .para.cited").first.wait_for()
+    pg.click("#article-close")
+    pg.click("#filters summary")
+    pg.locator("#source-list input").first.check()
+    ask(pg, "电信网络诈骗")
+    pg.click("#lang")
+    assert pg.locator("#send").inner_text() == "Send"
+    assert errors + csp_violations(pg) == [], errors
+    # and the policy is enforced: an inline script is refused, and would have been seen
+    pg.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1'; document.body.append(s); }")
+    assert pg.evaluate("window.__ran") is None
+    assert csp_violations(pg) == ["script-src-elem inline"]
+    for _ in range(50):  # the console message arrives on its own
+        if errors:
+            break
+        pg.wait_for_timeout(40)
+    assert len(errors) == 1 and "Content Security Policy" in errors[0], errors
+    context.close()
+
+
+def test_the_api_docs_work_under_their_csp(browser, server):
+    context = browser.new_context()
+    pg, errors = watched_page(context)
+    response = pg.goto(server + "/docs")
+    assert "script-src 'self' 'sha256-" in response.headers["content-security-policy"]  # its one inline script
+    pg.locator(".opblock-summary-path", has_text="/api/ask").first.wait_for()
+    assert pg.locator(".opblock").count() >= 5
+    assert errors + csp_violations(pg) == []
+    context.close()
+
+
+def test_with_a_token_the_page_asks_once_and_keeps_it_for_the_tab(browser, guarded_server):
+    context = browser.new_context(locale="en-US")
+    pg, errors = watched_page(context)
+    pg.goto(guarded_server + "/")
+    dialog = pg.locator("#token-dialog")
+    dialog.wait_for(state="visible")
+    assert pg.locator("#token-wrong").is_hidden()
+    pg.screenshot(path=str(ARTIFACTS / "chat-token.png"))
+    pg.fill("#token-input", "not-the-token")
+    pg.click("#token-ok")
+    pg.locator("#token-wrong").wait_for(state="visible")  # asked again, saying why
+    pg.fill("#token-input", TOKEN)
+    pg.click("#token-ok")
+    pg.wait_for_selector("#index-info:not(:empty)")
+    assert dialog.is_hidden() and "articles" in pg.inner_text("#index-info")
+    answer = ask(pg, SEED_QUESTION)
+    answer.locator("button.read").first.click()
+    pg.locator("#article .para.cited").first.wait_for()
+    pg.click("#article-close")
+    pg.reload()  # the same tab: no second prompt
+    pg.wait_for_selector("#index-info:not(:empty)")
+    assert dialog.is_hidden()
+    assert pg.evaluate("sessionStorage.getItem('qa-token')") == TOKEN
+    assert errors + csp_violations(pg) == [], errors
+    context.close()
+
+
+def test_with_a_token_a_cancelled_prompt_says_what_is_needed(browser, guarded_server):
+    context = browser.new_context(locale="en-US")
+    pg, errors = watched_page(context)
+    pg.goto(guarded_server + "/")
+    pg.locator("#token-dialog").wait_for(state="visible")
+    pg.click("#token-cancel")
+    pg.wait_for_selector("#index-info:not(:empty)")
+    assert "token" in pg.inner_text("#index-info")
+    assert errors + csp_violations(pg) == []
+    context.close()
+
+
+def test_a_token_in_the_url_fragment_is_taken_and_hidden(browser, guarded_server):
+    context = browser.new_context(locale="zh-CN")
+    pg, errors = watched_page(context)
+    pg.goto(guarded_server + "/#token=" + TOKEN)
+    pg.wait_for_selector("#index-info:not(:empty)")
+    assert pg.locator("#token-dialog").is_hidden()
+    assert pg.evaluate("location.hash") == "" and pg.url == guarded_server + "/"
+    answer = ask(pg, SEED_QUESTION)
+    assert answer.locator(".card").count() > 0
+    assert errors + csp_violations(pg) == []
+    context.close()
