@@ -447,6 +447,51 @@ def recall(exact: list[list[int]], approx: list[list[int]]) -> float:
     return statistics.mean(len(set(a) & set(e)) / max(1, len(e)) for a, e in zip(approx, exact))
 
 
+def markdown(results: dict) -> str:
+    """The tables of eval/README.md from a results file."""
+    out = []
+    if "corpus" in results:
+        c = results["corpus"]
+        out += ["| the 20,008-file corpus folder (197,672 chunks) | seconds |", "|---|---|"]
+        for name in ("build", "no-op", "add one file", "delete one file"):
+            if name in c:
+                out.append(f"| {name} | {c[name]['seconds']:.2f} |")
+        out += [f"| build peak RSS | {c['peak_rss_gib']:.2f} GiB |", ""]
+    for size, per in results.get("sizes", {}).items():
+        kinds = [k for k in per if "build" in per[k]]
+        if not kinds:
+            continue
+        out += [f"**{int(size):,} chunks**", "", "| | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+
+        def row(label, fn):
+            cells = []
+            for k in kinds:
+                try:
+                    cells.append(fn(per[k]))
+                except (KeyError, TypeError):
+                    cells.append("—")
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+
+        row("build (s)", lambda e: f"{e['build']['seconds']:.0f}" + (
+            f" (+{e['build']['plus_exact_build_seconds']:.0f} exact build)" if "converted_from" in e["build"] else ""))
+        row("build peak RSS (GiB)", lambda e: f"{e['build']['peak_rss_gib']:.2f}")
+        row("disk (GB)", lambda e: f"{e['build']['disk_bytes'] / 1e9:.2f}")
+        row("open (s)", lambda e: f"{e['open']['open_seconds']:.2f}")
+        for n in ("add 1", "add 100", "add 1000", "delete 1"):
+            row(f"{n} article(s), s (no embedding)", lambda e, n=n: f"{e['updates'][n]['seconds']:.2f}")
+        for mode in MODES:
+            for f in ("none", "date~1%", "date~50%"):
+                row(f"{mode}, {f}: p50 / p99 ms", lambda e, m=mode, f=f: "{p50:.1f} / {p99:.1f}".format(
+                    **e["queries"]["latency_ms"][f"{m}/{f}"]))
+        row("recall@10 vs exact", lambda e: f"{e['queries']['recall@10_vs_exact']:.3f}")
+        for name in ("idle 8", "idle 32", "during 1000-article update 32"):
+            row(f"serve {name}: req/s, p50 / p99 ms", lambda e, n=name: "{rps:.0f}, {p50_ms:.0f} / {p99_ms:.0f}".format(
+                **e["serve"][n]))
+        row("serve RSS (GiB)", lambda e: f"{e['serve']['server_rss_gib']:.2f}")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase", help=argparse.SUPPRESS)
@@ -459,7 +504,11 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--serve-seconds", type=float, default=20)
     parser.add_argument("--json", default=str(RESULTS / "bench_scale.json"))
+    parser.add_argument("--table", action="store_true", help="print the Markdown tables of --json and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads(Path(args.json).read_text())))
+        return 0
     if args.phase:
         result = PHASES[args.phase](json.loads(args.args))
         if result is not None:
