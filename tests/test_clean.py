@@ -218,7 +218,7 @@ from qa.clean import is_credit_line, strip_trailer  # noqa: E402
 def test_cleaning_is_linear_in_nesting_and_size(html):
     start = time.perf_counter()
     clean_html(html)  # no RecursionError, no quadratic walk (was 17 s for 20,000 divs, 73 s for lists)
-    assert time.perf_counter() - start < 2.5
+    assert time.perf_counter() - start < 4
 
 
 def test_rss_phrase_removes_the_footer_not_its_container():

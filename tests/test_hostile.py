@@ -237,4 +237,4 @@ def test_pathological_files_read_and_chunk_quickly(tmp_path, body):
             chunk_article(article)
         assert report.articles + len(report.skipped) == 1
         assert not report.skipped or report.skipped[0].reason == "no text", report.skipped
-        assert time.perf_counter() - start < 1.5, (suffix, text[:40])
+        assert time.perf_counter() - start < 3, (suffix, text[:40])
