@@ -95,7 +95,9 @@ def _add_serve(sub) -> None:
         help="serve the HTTP API and the chat page",
         description="Serve the chat page (/), the HTTP API (/api/ask, /api/articles/ID, /api/stats, "
         "/api/health) and its documentation (/docs). Starts even before the index exists and picks "
-        "up an index that `qa index` builds or updates, without a restart.",
+        "up an index that `qa index` builds or updates, without a restart. Only requests for this "
+        "machine's loopback names are answered unless --allow-host adds others; to serve other "
+        "machines, set a token (--token or QA_TOKEN).",
     )
     p.add_argument("--index", metavar="DIR", default=None, help="the index directory (default: $QA_INDEX, else index)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")

@@ -84,6 +84,8 @@ SECURITY_HEADERS: dict[str, str] = {
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
 }
+_SECURITY_PAIRS = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+_SECURITY_NAMES = frozenset(k for k, _ in _SECURITY_PAIRS)
 _INLINE = {
     "script-src": re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL),
     "style-src": re.compile(rb"<style[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL),
@@ -120,8 +122,8 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.decode("latin-1").lower() not in SECURITY_HEADERS]
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _SECURITY_NAMES]
+                headers += _SECURITY_PAIRS
                 message = {**message, "headers": headers}
                 if (_content_type(headers) or "").startswith("text/html"):
                     held.append(message)
@@ -336,9 +338,15 @@ def _is_open(path: str) -> bool:
 
 
 class BodyLimit:
-    """413 for a request body over ``max_bytes``, refused from its Content-Length alone
-    when it says so, else by counting what arrives (chunked bodies): nothing past the
-    limit is read, and the app only ever sees a body already known to fit."""
+    """413 for a request body over ``max_bytes``, before anything parses it: the app only
+    ever sees a body already known to fit, and never more than ``max_bytes`` of it is held.
+
+    A body over the limit is refused by its Content-Length when it declares one, else
+    by counting what arrives (chunked). The rest of a refused body, up to
+    :data:`MAX_DRAIN_BYTES`, is read and dropped before answering: a server that closes
+    a connection with unread bytes resets it, and the client never sees the 413. A
+    larger body is answered at once and the connection closed.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES):
         self.app = app
@@ -348,11 +356,13 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(scope, receive, send)
+        size = int(declared) if declared is not None and declared.strip().isdigit() else None
+        if size is not None and size > self.max_bytes:
+            drained = size <= MAX_DRAIN_BYTES and await _drain(receive, MAX_DRAIN_BYTES)
+            return await self._refuse(scope, receive, send, drained)
         body = await self._read(receive)
         if body is None:
-            return await self._refuse(scope, receive, send)
+            return await self._refuse(scope, receive, send, await _drain(receive, MAX_DRAIN_BYTES))
         await self.app(scope, _replay(body, receive), send)
 
     async def _read(self, receive: Receive) -> bytes | None:
@@ -370,13 +380,29 @@ class BodyLimit:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, drained: bool) -> None:
         response = error_response(
             413, "body_too_large",
             f"the request body is larger than {self.max_bytes // 1024} KB: send a shorter question or history",
-            headers={"Connection": "close"},  # the rest of the body is never read
+            headers=None if drained else {"Connection": "close"},
         )  # fmt: skip
         await response(scope, receive, send)
+
+
+MAX_DRAIN_BYTES = 1 << 20
+
+
+async def _drain(receive: Receive, budget: int) -> bool:
+    """Read and drop the rest of a body; False if the client left or it is over ``budget`` bytes."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        budget -= len(message.get("body", b""))
+        if budget < 0:
+            return False
+        if not message.get("more_body", False):
+            return True
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -314,7 +314,7 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not a JSON object, or the Host header is not allowed."},
     401: {"model": ErrorOut, "description": "The server was started with a token and the request did not send it."},
     413: {"model": ErrorOut, "description": "The request body is over the limit (64 KB unless configured)."},
-    422: {"model": ErrorOut, "description": "A parameter is missing, out of range or not valid text, or the question is empty."},
+    422: {"model": ErrorOut, "description": "A parameter is missing, out of range or not text, or the question is empty."},
     429: {"model": ErrorOut, "description": "Too many requests from this client: wait Retry-After seconds."},
     503: {"model": ErrorOut, "description": "No usable index yet: the message says how to build it."},
 }

@@ -34,7 +34,8 @@ SEED_000_TITLE = "习近平指示打击电信网络诈骗：推进国际执法�
 SEED_000_URL = "https://www.zaobao.com/realtime/china/story20210410-1138397"
 TOKEN = "browser-Token_7"
 # Every violation of the page's CSP, as the page itself sees them (and the console shows them).
-RECORD_CSP = "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+RECORD_CSP = """window.__csp = [];
+document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.violatedDirective + " " + e.blockedURI));"""
 ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
@@ -270,7 +271,8 @@ def test_the_page_works_under_a_strict_csp(browser, server):
     assert pg.locator("#send").inner_text() == "Send"
     assert errors + csp_violations(pg) == [], errors
     # and the policy is enforced: an inline script is refused, and would have been seen
-    pg.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1'; document.body.append(s); }")
+    pg.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1'; "
+                "document.body.append(s); }")  # fmt: skip
     assert pg.evaluate("window.__ran") is None
     assert csp_violations(pg) == ["script-src-elem inline"]
     for _ in range(50):  # the console message arrives on its own
