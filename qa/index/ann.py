@@ -56,7 +56,8 @@ class AnnParams:
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
     ivf_lists_per_sqrt: float = 4.0  # nlist = this * sqrt(rows)
-    ivf_nprobe: int = 48
+    ivf_nprobe: int = 48  # lists searched: at least this many,
+    ivf_probe_share: float = 0.03  # and at least this share of them (recall that holds as lists multiply)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -225,7 +226,7 @@ class SegmentVectors:
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.params.hnsw_ef_search, want))
         else:
-            nprobe = self.params.ivf_nprobe
+            nprobe = max(self.params.ivf_nprobe, math.ceil(self.params.ivf_probe_share * self.ann.nlist))
             if mask is not None:  # a narrow filter leaves few allowed vectors per list: look in more lists
                 share = allowed / len(self)
                 nprobe = int(min(self.ann.nlist, math.ceil(nprobe / max(share, 1e-6) ** 0.5)))
