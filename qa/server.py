@@ -17,7 +17,14 @@ Searches are CPU-bound and run in FastAPI's threadpool (the endpoints are
 plain ``def``). Every error is JSON of one shape,
 ``{"error": {"code": ..., "message": ...}}``: domain errors from
 :mod:`qa.errors` are mapped to statuses in one handler, request validation
-errors become 422 (400 for a body that is not JSON).
+errors become 422 (400 for a body that is not JSON). Input is checked by the
+library's own rules (``check_question``, ``date_bound``), so the API, the CLI
+and the library accept the same questions and dates.
+
+The app is wrapped in the guards of :mod:`qa.middleware` (security headers,
+Host allow-list, rate limit, bearer token, body limit, HEAD), configured by
+:func:`create_app`'s keyword arguments; environment variables are read by the
+CLI only.
 """
 
 from __future__ import annotations

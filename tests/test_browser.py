@@ -54,23 +54,26 @@ from: "javascript:window.__pwned=3"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def index_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("browser")
     extra = base / "extra"
     extra.mkdir()
     (extra / "evil.md").write_text(EVIL, encoding="utf-8")
     index_dir = base / "index"
     report = ReadReport()
-    embedder = HashEmbedder()
-    Index.update(index_dir, iter_articles([*SEEDS, extra], report), embedder, progress=False)
-    with serve_in_thread(create_app(index_dir, embedder=embedder)) as url:
+    Index.update(index_dir, iter_articles([*SEEDS, extra], report), HashEmbedder(), progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def server(index_dir):
+    with serve_in_thread(create_app(index_dir, embedder=HashEmbedder())) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def guarded_server(server, tmp_path_factory):
+def guarded_server(index_dir):
     """The same index behind a token (qa serve --token)."""
-    index_dir = tmp_path_factory.getbasetemp() / "browser0" / "index"
     with serve_in_thread(create_app(index_dir, embedder=HashEmbedder(), token=TOKEN)) as url:
         yield url
 
