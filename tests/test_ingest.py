@@ -216,3 +216,23 @@ def test_whole_sina_folder(tmp_path):
         assert "海量资讯" not in a.text and "{" not in a.text
         if "100吨" in a.title:  # its hidden <!--article_adlist[来源：中国新闻网]--> stays hidden
             assert "中国新闻网" not in a.text
+
+
+def test_the_same_relative_path_in_two_folders_gives_two_articles(tmp_path):
+    """Issue: a/x.md and b/x.md (no URL) once got one id, and one was silently dropped."""
+    write(tmp_path / "a" / "x.md", "第一个文件夹\n\n甲文件夹里的正文。")
+    write(tmp_path / "b" / "x.md", "第二个文件夹\n\n乙文件夹里的正文。")
+    report = ReadReport()
+    articles = list(iter_articles([tmp_path / "a", tmp_path / "b"], report))
+    assert sorted(a.id for a in articles) == ["path:a/x.md", "path:b/x.md"]
+    assert report.articles == 2 and not report.skipped and not report.duplicates
+
+
+def test_two_folders_of_one_name_are_a_reported_collision_not_a_silent_drop(tmp_path):
+    write(tmp_path / "one" / "news" / "x.md", "甲标题\n\n甲文件夹里的正文。")
+    write(tmp_path / "two" / "news" / "x.md", "乙标题\n\n乙文件夹里的正文。")
+    report = ReadReport()
+    articles = list(iter_articles([tmp_path / "one" / "news", tmp_path / "two" / "news"], report))
+    assert len(articles) == 1
+    assert [(s.path, s.reason) for s in report.skipped] == [("x.md", "id collision")]
+    assert "news/x.md" in report.skipped[0].detail
