@@ -926,3 +926,20 @@ def test_real_model_index_round_trip(tmp_path):
         assert hits[0].citation.article_id == "bank"
     with pytest.raises(IndexMismatch, match="all-MiniLM|model"):
         Index.open(tmp_path / "index", HashEmbedder(384))
+
+
+def test_merge_policy_levels_expunges_and_size_cap(monkeypatch):
+    import qa.index.merge as qmerge
+    from qa.index.catalog import SegmentRecord
+
+    def seg(i: int, size: int) -> SegmentRecord:
+        return SegmentRecord(i, f"s{i:06d}", size, "flat", i)
+
+    small = [seg(i, 5000) for i in range(1, 11)]  # ten of level 0: one merge
+    assert qmerge.plan_merges(small + [seg(20, 90_000)], {}) == [small]
+    assert qmerge.plan_merges(small[:9], {}) == []  # nine: not yet
+    # a segment with a third of its rows deleted is rewritten on its own
+    assert qmerge.plan_merges([seg(30, 90_000)], {30: 40_000}) == [[seg(30, 90_000)]]
+    # no merge beyond the size cap
+    monkeypatch.setattr(qmerge, "MAX_MERGED_ROWS", 40_000)
+    assert qmerge.plan_merges(small, {}) == []

@@ -616,7 +616,13 @@ def test_real_default_model_answers_the_seed_question(real_client, mode):
     top = r.json()["passages"][0]
     assert "32.2万起" in top["text"]
     assert top["citation"]["url"] == SEED_000_URL
-    holder = real_client.app.state.holder
-    assert holder.embedder is not None and holder.embedder.backend != "hash"
+    with real_client.app.state.holder.lease() as index:
+        embedder = index.embedder  # the model the index names, loaded on the first dense question
+        assert embedder.loaded and embedder.backend != "hash"
+        from qa.embed import BatchingEmbedder
+        from qa.onnx_embed import OnnxEmbedder
+
+        served = embedder.embedder()  # the serving path: ONNX, questions batched
+        assert isinstance(served, BatchingEmbedder) and isinstance(served.inner, OnnxEmbedder)
     stats = real_client.get("/api/stats").json()
-    assert stats["model"] == holder.embedder.model
+    assert stats["model"] == embedder.model

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 MERGE_FACTOR = 10
 FLOOR_ROWS = 4096
 EXPUNGE_SHARE = 0.3
+MAX_MERGED_ROWS = 2_000_000
+"""No merge makes a segment larger than this: a merge's memory (its postings are sorted in
+memory) stays bounded, and a 10M-chunk archive is a handful of big segments."""
 
 
 def _level(live_rows: int) -> int:
@@ -56,8 +59,9 @@ def plan_merges(records: list[SegmentRecord], deleted: dict[int, int]) -> list[l
     for level in sorted(by_level):
         members = sorted(by_level[level], key=lambda r: r.id)
         while len(members) >= MERGE_FACTOR:
-            groups.append(members[:MERGE_FACTOR])
-            members = members[MERGE_FACTOR:]
+            group, members = members[:MERGE_FACTOR], members[MERGE_FACTOR:]
+            if sum(r.size - deleted.get(r.id, 0) for r in group) <= MAX_MERGED_ROWS:
+                groups.append(group)
     return groups
 
 
