@@ -41,6 +41,8 @@ def _add_chunks(sub) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="article files or folders (recursive)")
     p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="also read files and folders that symbolic links lead to outside the folders given")  # fmt: skip
     p.set_defaults(func=_cmd_chunks)
 
 
@@ -57,7 +59,7 @@ def _cmd_chunks(args) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     report, started = ReadReport(), time.perf_counter()
-    articles = iter_articles(args.paths, report)
+    articles = iter_articles(args.paths, report, follow_symlinks=args.follow_symlinks)
     out = sys.stdout
     for article in tqdm(articles, unit=" articles", disable=not args.progress):
         for c in chunk_article(article):

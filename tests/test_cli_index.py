@@ -139,3 +139,18 @@ def test_default_model_acceptance(default_index, capsys):
     assert any("80%" in h["text"] and h["citation"]["path"].startswith("001_") for h in top3)
     traditional = ask("2020年破獲了多少電信網絡詐騙案件？", 1)[0]
     assert "32.2万起" in traditional["text"]
+
+
+def test_chunks_follows_links_out_of_the_folder_only_when_asked(tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("外面的标题\n\n外面的正文，在文件夹以外。", encoding="utf-8")
+    os.symlink(outside, folder / "link.txt")
+    (folder / "inside.txt").write_text("里面的标题\n\n里面的正文。", encoding="utf-8")
+    code, out, err = run(capsys, "chunks", str(folder))
+    assert code == 0 and "里面的正文" in out and "外面的正文" not in out and "link.txt: symlink" in err
+    code, out, _ = run(capsys, "chunks", str(folder), "--follow-symlinks")
+    assert code == 0 and "外面的正文" in out

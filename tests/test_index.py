@@ -943,3 +943,19 @@ def test_merge_policy_levels_expunges_and_size_cap(monkeypatch):
     # no merge beyond the size cap
     monkeypatch.setattr(qmerge, "MAX_MERGED_ROWS", 40_000)
     assert qmerge.plan_merges(small, {}) == []
+
+
+def test_a_full_disk_inside_the_catalog_transaction_is_a_clear_error(built, monkeypatch):
+    """SQLite's own "database or disk is full" (not an OSError) is reported like any write error."""
+    root, embedder, _ = built
+    from qa.index.catalog import Catalog
+
+    def full(self, *args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Catalog, "add_chunks", full)
+    with pytest.raises(qwriter.IndexWriteError, match="disk is full.*last commit"):
+        Index.update(root, corpus() + [synthetic(710)], HashEmbedder(), progress=False)
+    monkeypatch.undo()
+    with Index.open(root, embedder) as index:
+        assert index.version == 1 and index.stats().articles == len(corpus())

@@ -234,11 +234,16 @@ class Catalog:
             raise IndexWriteError(f"cannot write {self.path}: {exc}") from exc
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             try:
                 db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            if isinstance(exc, sqlite3.Error):  # "database or disk is full", I/O errors...
+                raise IndexWriteError(
+                    f"cannot write {self.path}: {exc}; nothing of this step was saved, the index is as it "
+                    "was after its last commit"
+                ) from exc
             raise
         try:
             db.execute("COMMIT")
