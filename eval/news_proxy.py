@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from qa.evaluation import PROXY_NOTE, title_proxy_dataset
+    from qa_tools.evaluation import PROXY_NOTE, title_proxy_dataset
 
     def body() -> None:
         start = time.perf_counter()

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from qa.errors import QAError
-from qa.evaluation import MODES, EvalReport, markdown_table, plot_recall_curves, write_json
+from qa_tools.evaluation import MODES, EvalReport, markdown_table, plot_recall_curves, write_json
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_model(name: str | None, device: str = "cpu", backend: str = "auto", threads: int | None = None):
     """The embedder named on the command line ('hash': the fake one)."""
-    from qa.embed import load_embedder
+    from qa.loader import load_embedder
 
     if threads is not None:
         import torch
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def evaluate_and_write(dataset, args: argparse.Namespace, extra: dict) -> None:
     """Load the model named by args, evaluate dataset in args.mode, write the outputs."""
-    from qa.evaluation import evaluate
+    from qa_tools.evaluation import evaluate
 
     start = time.perf_counter()
     embedder = load_model(args.model, args.device, args.backend, args.threads)
@@ -141,7 +141,7 @@ def run_guarded(prog: str, body) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from qa.evaluation import load_dataset
+    from qa_tools.evaluation import load_dataset
 
     def body() -> None:
         dataset = load_dataset(args.dataset, args.questions, args.split).limited(args.limit)

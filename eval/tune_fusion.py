@@ -49,7 +49,7 @@ class Encoder:
         self._p: Callable[[list[str]], np.ndarray]
         if engine in ("auto", "qa"):
             try:
-                from qa.embed import load_embedder
+                from qa.loader import load_embedder
 
                 emb = load_embedder()
                 self.name = "qa"

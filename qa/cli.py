@@ -171,9 +171,10 @@ def _cmd_serve(args) -> int:
                   "pick another port with --port", file=sys.stderr)  # fmt: skip
             return EXIT_ERROR
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s", stream=sys.stderr)
+    _ensure_model_for(index_dir, args.model, _model_cache_dir(args))
     embedder = None  # default: the model the index was built with, loaded once by the server
     if args.model:
-        from qa.embed import load_embedder
+        from qa.loader import load_embedder
 
         embedder = load_embedder(args.model)  # a model that cannot load is a one-line error, exit 2
     app = create_app(index_dir, embedder=embedder, reload_interval_s=args.reload_interval, **protection)
@@ -214,6 +215,30 @@ def _add_model(sub) -> None:
     p.set_defaults(func=_cmd_model)
 
 
+def _ensure_default_model(model, cache_dir) -> None:
+    """Build the default model on first use (once, about a minute): the CLI is an edge
+    and may run the build tooling the library never runs by itself."""
+    from qa.default_model import DEFAULT_MODEL_ID
+
+    if model in (None, "default", DEFAULT_MODEL_ID):
+        from qa_tools.e5build import build_default_model
+
+        build_default_model(cache_dir)
+
+
+def _ensure_model_for(index_dir, model, cache_dir) -> None:
+    """Build the default model if the command will use it (--model, else the index's model)."""
+    if model is None:
+        import json
+        from pathlib import Path
+
+        try:
+            model = json.loads((Path(index_dir) / "manifest.json").read_text(encoding="utf-8"))["embedding"]["model"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+    _ensure_default_model(model, cache_dir)
+
+
 def _model_cache_dir(args):
     """The model cache: --cache-dir, else $QA_CACHE_DIR/models, else None (the library default)."""
     import os
@@ -229,13 +254,14 @@ def _cmd_model(args) -> int:
     import shutil
     import time
 
-    from qa import e5build
-    from qa.embed import load_embedder
+    from qa import default_model
+    from qa.loader import load_embedder
 
     cache_dir = _model_cache_dir(args)
     if args.rebuild:
-        shutil.rmtree((cache_dir or e5build.default_cache_dir()) / e5build.DIR_NAME, ignore_errors=True)
-    model_dir = e5build.default_model_dir(cache_dir)
+        shutil.rmtree((cache_dir or default_model.default_cache_dir()) / default_model.DIR_NAME, ignore_errors=True)
+    _ensure_default_model(None, cache_dir)
+    model_dir = default_model.default_model_dir(cache_dir)
     if args.onnx:
         from qa.onnx_embed import export_onnx
 
@@ -309,10 +335,12 @@ def _cmd_index(args) -> int:
         import json
 
         embedding = json.loads(manifest_path.read_text(encoding="utf-8"))["embedding"]
+        _ensure_default_model(embedding["model"], _model_cache_dir(args))
         embedder = embedder_for(embedding, device=args.device, cache_dir=_model_cache_dir(args))
     else:
-        from qa.embed import load_embedder
+        from qa.loader import load_embedder
 
+        _ensure_default_model(args.model, _model_cache_dir(args))
         embedder = load_embedder(args.model, device=args.device, backend=args.backend,
                                  cache_dir=_model_cache_dir(args))  # fmt: skip
     report = ReadReport()
@@ -386,8 +414,10 @@ def _cmd_ask(args) -> int:
     from qa.records import SearchFilters, to_dict
 
     embedder = None
+    if args.mode != "lexical":
+        _ensure_model_for(_index_dir(args), args.model, _model_cache_dir(args))
     if args.model:
-        from qa.embed import load_embedder
+        from qa.loader import load_embedder
 
         embedder = load_embedder(args.model, device=args.device, cache_dir=_model_cache_dir(args))
     filters = SearchFilters(

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.e5build import DEFAULT_MODEL_ID, PASSAGE_PROMPT, QUERY_PROMPT
+from qa.default_model import DEFAULT_MODEL_ID, PASSAGE_PROMPT, QUERY_PROMPT
 from qa.embed import Embedder, normalize_rows
 from qa.errors import ModelNotAvailable
 

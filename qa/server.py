@@ -622,7 +622,7 @@ def create_app(
     """The FastAPI app serving the index at ``index_dir``.
 
     ``embedder``: the model to search with (shared across index versions);
-    ``model``: load this model (``qa.embed.load_embedder``) at start-up instead;
+    ``model``: load this model (``qa.loader.load_embedder``) at start-up instead;
     neither: the model the index's manifest names.
 
     Exposure (:mod:`qa.middleware`): ``token`` (every request but the page, the docs
@@ -647,7 +647,7 @@ def create_app(
         threadpool_limits(limits=1)
         shared = embedder
         if shared is None and model is not None:
-            from qa.embed import load_embedder
+            from qa.loader import load_embedder
 
             shared = await run_in_threadpool(load_embedder, model)
         holder = IndexHolder(index_dir, embedder=shared, reload_interval_s=reload_interval_s)

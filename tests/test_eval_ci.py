@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.evaluation import build_index, evaluate_index, load_squad, markdown_table
+from qa_tools.evaluation import build_index, evaluate_index, load_squad, markdown_table
 
 XQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "xquad"
 QUESTIONS = 100
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    from qa.embed import load_embedder
+    from qa.loader import load_embedder
 
     embedder = load_embedder(None)
     zh = load_squad(XQUAD / "xquad.zh.json").spread(QUESTIONS)

@@ -1,4 +1,4 @@
-"""qa.evaluation: metrics (hand-computed and differential against
+"""qa_tools.evaluation: metrics (hand-computed and differential against
 sentence-transformers and scikit-learn), dataset loaders, and a whole run
 through the real Index with the fake HashEmbedder."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.evaluation import (
+from qa_tools.evaluation import (
     DatasetError,
     RetrievalDataset,
     load_beir,
@@ -320,7 +320,7 @@ def _news_folder(root: Path) -> Path:
 
 
 def test_title_proxy_dataset(tmp_path):
-    from qa.evaluation import title_proxy_dataset
+    from qa_tools.evaluation import title_proxy_dataset
 
     root = _news_folder(tmp_path / "news")
     ds = title_proxy_dataset(root, 10, seed=3)
@@ -341,7 +341,7 @@ def test_title_proxy_dataset(tmp_path):
 
 def test_lead_paragraphs_keeps_what_the_first_chunks_cover():
     from qa.chunk import chunk_article
-    from qa.evaluation import document_article, lead_paragraphs
+    from qa_tools.evaluation import document_article, lead_paragraphs
 
     paragraphs = [f"第{i}段。" + "新闻内容很丰富，" * 8 + "结束。" for i in range(1, 8)]
     article = document_article("doc", "\n\n".join(paragraphs))
@@ -395,7 +395,7 @@ def _run_module(name: str):
 
 def test_evaluate_scores_what_index_search_returns(tmp_path):
     from qa.embed import HashEmbedder
-    from qa.evaluation import MODES, build_index, evaluate_index
+    from qa_tools.evaluation import MODES, build_index, evaluate_index
     from qa.records import SearchFilters
 
     ds = load_squad(_squad(tmp_path / "zh.json", _PARAGRAPHS))

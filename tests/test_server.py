@@ -600,7 +600,7 @@ def test_qa_serve_command(corpus, tmp_path):
 def real_client(tmp_path_factory):
     """The seeds indexed with the real default model; the server loads the model the
     manifest names (no embedder given), once."""
-    from qa.embed import load_embedder
+    from qa.loader import load_embedder
 
     index_dir = tmp_path_factory.mktemp("real") / "index"
     build(index_dir, *SEEDS, embedder=load_embedder())

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from qa.index import files as fs
+import qa.index.files as fs
 from qa.index.ann import load_ann, segment_ann_kind
 from qa.index.catalog import SegmentRecord
 from qa.index.manifest import SEGMENTS_DIR

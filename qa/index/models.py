@@ -61,7 +61,7 @@ class LazyEmbedder(Embedder):
 
 def _fast_query_backend(model: str) -> str:
     """"onnx" for the default model when ONNX Runtime is installed, else "auto"."""
-    from qa.e5build import DEFAULT_MODEL_ID
+    from qa.default_model import DEFAULT_MODEL_ID
 
     if model != DEFAULT_MODEL_ID:
         return "auto"
@@ -86,7 +86,7 @@ def embedder_for(embedding: dict, device: str = "cpu", *, queries: bool = False,
         wanted = _fast_query_backend(model)
 
     def load_model() -> Embedder:
-        from qa.embed import load_embedder  # real models: heavy imports, only now
+        from qa.loader import load_embedder  # real models: heavy imports, only now
 
         if wanted == "onnx" and backend != "onnx":
             try:

@@ -26,7 +26,7 @@ from qa.embed import Embedder
 from qa.errors import IndexCorrupt, InvalidQuery, QAError
 from qa.fusion import Fused, fuse
 from qa.highlight import highlight
-from qa.index import bm25
+import qa.index.bm25 as bm25
 from qa.index.ann import AnnParams, SegmentVectors, load_ann, top
 from qa.index.catalog import Catalog, SegmentRecord
 from qa.index.filters import FilterPlan, plan

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.errors import IndexCorrupt, IndexMismatch
-from qa.index import files as fs
+import qa.index.files as fs
 from qa.index.manifest import MANIFEST
 from qa.records import Article
 

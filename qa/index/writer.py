@@ -43,7 +43,7 @@ from tqdm import tqdm
 from qa.chunk import chunk_article
 from qa.embed import Embedder
 from qa.errors import IndexCorrupt, IndexWriteError, QAError
-from qa.index import files as fs
+import qa.index.files as fs
 from qa.index.ann import ANN_KINDS, AnnParams, build_ann, save_ann, segment_ann_kind
 from qa.index.catalog import Catalog, FileState, article_hash, text_hash
 from qa.index.filters import published_seconds

