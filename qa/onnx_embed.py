@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -29,23 +27,12 @@ import numpy as np
 from qa.default_model import DEFAULT_MODEL_ID, PASSAGE_PROMPT, QUERY_PROMPT
 from qa.embed import Embedder, normalize_rows
 from qa.errors import ModelNotAvailable
+from qa.fileio import replace_atomically
 
 INT8_MODEL_ID = DEFAULT_MODEL_ID + "+onnx-int8"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
 OPSET = 17
-
-
-def _replace_atomically(write, target: Path) -> None:
-    """``write(tmp_path)``, then rename it onto ``target``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def export_onnx(model_dir: Path, *, quiet: bool = False) -> Path:
@@ -121,7 +108,7 @@ def _export(model_dir: Path, fp32: Path, int8: Path) -> None:
                     dynamo=False,
                 )
 
-        _replace_atomically(write_fp32, fp32)
+        replace_atomically(fp32, write_fp32)
         del encoder
 
     if not int8.is_file():
@@ -130,7 +117,7 @@ def _export(model_dir: Path, fp32: Path, int8: Path) -> None:
         def write_int8(path: Path) -> None:
             quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
 
-        _replace_atomically(write_int8, int8)
+        replace_atomically(int8, write_int8)
 
 
 class OnnxEmbedder(Embedder):

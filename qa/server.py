@@ -45,41 +45,72 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator,
+)  # fmt: skip
+from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa import errors
-from qa.conversation import analyze
+from qa.answer import INVALID_REQUEST, MAX_TOP_K, Answer, ErrorOut, Mode, error_status
+from qa.answer import ask as answer_question
 from qa.index import MAX_QUESTION_CHARS, check_question
 from qa.index.filters import check_filters, date_bound
 from qa.middleware import (
     DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, SECURITY_HEADERS, BearerToken, BodyLimit, HeadAsGet, HostAllowList,
     RateLimit, RateLimiter, SecurityHeaders, check_token, error_response,
 )  # fmt: skip
-from qa.records import Hit, SearchFilters
+from qa.records import SearchFilters
 
 log = logging.getLogger("qa.server")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_TOP_K = 50
 MAX_HISTORY = 20
 MAX_DATE_CHARS = 64
 MAX_ARTICLE_ID_CHARS = 4096
 DEFAULT_RELOAD_INTERVAL_S = 1.0
-Mode = Literal["dense", "lexical", "hybrid"]
 
 # ---------------------------------------------------------------------------
 # Request and response models (these are also the OpenAPI schema)
 # ---------------------------------------------------------------------------
 
 
+def _library_rule(message: str) -> PydanticCustomError:
+    """A refusal by one of the library's rules, whose message names what it refuses: the
+    API shows it as is (no location prefix), word for word what ``qa ask`` says."""
+    return PydanticCustomError("qa_rule", message.replace("{", "{{").replace("}", "}}"))
+
+
 def _check_question(value: str) -> str:
-    """The library's question check, as the ValueError pydantic validators expect."""
+    """The library's question check, as the error pydantic validators raise."""
     try:
         return check_question(value)
     except errors.InvalidQuery as exc:
-        raise ValueError(str(exc)) from None
+        raise _library_rule(str(exc)) from None
+
+
+def _k_rule(name: str):
+    """The library's rule for k (1..MAX_TOP_K), under the parameter's own name."""
+
+    def check(value: int) -> int:
+        if not 1 <= value <= MAX_TOP_K:
+            raise _library_rule(f"{name} must be a whole number from 1 to {MAX_TOP_K}, not {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _history_items(items: Any) -> Any:
+    """Say what a history item is when one is not a string (a common guess is an object)."""
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise _library_rule(
+                    f"history.{i}: each history item is an earlier question, as a string (oldest first), "
+                    f"not {type(item).__name__ if item is not None else 'null'}"
+                )
+    return items
 
 
 class Filters(BaseModel):
@@ -126,7 +157,7 @@ class Filters(BaseModel):
         try:
             check_filters(self.to_search_filters())
         except errors.InvalidQuery as exc:
-            raise ValueError(str(exc)) from None
+            raise _library_rule(str(exc)) from None
         return self
 
     def to_search_filters(self) -> SearchFilters:
@@ -160,115 +191,28 @@ class AskRequest(BaseModel):
         description=f"1 to {MAX_QUESTION_CHARS} characters (leading and trailing spaces do not count).",
         json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS},  # enforced by check_question
     )
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True, description="How many passages to return.")
+    top_k: Annotated[int, _k_rule("top_k")] = Field(
+        5, strict=True, description="How many passages to return.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_TOP_K},  # enforced by _k_rule, with the library's message
+    )  # fmt: skip
     mode: Mode = Field("hybrid", description="dense (meaning), lexical (words, BM25) or hybrid (both, fused).")
     filters: Filters = Field(default_factory=Filters)
-    history: list[Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]] = Field(
+    history: Annotated[list[Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]], BeforeValidator(_history_items)] = Field(
         default_factory=list,
         max_length=MAX_HISTORY,
-        description="Earlier questions of this conversation, oldest first: a short follow-up is searched with them.",
-    )
-
-    @field_validator("question")
-    @classmethod
-    def _question(cls, value: str) -> str:
-        return _check_question(value)
+        description="The earlier questions of this conversation, oldest first, each a string as the person "
+        'typed it (not an object): ["2020年破获了多少电信网络诈骗案件？"]. A short follow-up ("那2021年呢？") '
+        "is searched together with them; blank items are ignored. The chat page sends its last 10.",
+    )  # fmt: skip
 
     @field_validator("history")
     @classmethod
     def _history(cls, items: list[str]) -> list[str]:
         """Earlier questions pass the same check as the question; blank ones are dropped."""
-        return [_check_question(q) for q in items if q.strip()]
-
-
-class CitationOut(BaseModel):
-    article_id: str
-    title: str
-    source: str
-    url: str | None
-    published: str | None
-    paragraphs: str = Field(description='As shown to people: "¶3" or "¶3–4".')
-    para_start: int
-    para_end: int
-    path: str
-
-
-class Passage(BaseModel):
-    rank: int
-    score: float
-    text: str
-    highlights: list[tuple[int, int]] = Field(description="[start, end) offsets into text of matched terms.")
-    best_sentence: tuple[int, int] | None = Field(description="[start, end) of the sentence that best answers.")
-    citation: CitationOut
-    dense_score: float | None = None
-    lexical_score: float | None = None
-
-    @classmethod
-    def from_hit(cls, hit: Hit) -> Passage:
-        c = hit.citation
-        return cls(
-            rank=hit.rank,
-            score=hit.score,
-            text=hit.text,
-            highlights=[(s.start, s.end) for s in hit.highlights],
-            best_sentence=(hit.best_sentence.start, hit.best_sentence.end) if hit.best_sentence else None,
-            citation=CitationOut(
-                article_id=c.article_id,
-                title=c.title,
-                source=c.source,
-                url=c.url,
-                published=c.published,
-                paragraphs=c.paragraphs,
-                para_start=c.para_start,
-                para_end=c.para_end,
-                path=c.path,
-            ),
-            dense_score=hit.dense_score,
-            lexical_score=hit.lexical_score,
-        )
-
-
-class AskResponse(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "question": "那2021年呢？",
-                    "searched": "2021年破获了多少电信网络诈骗案件？",
-                    "follow_up": True,
-                    "mode": "hybrid",
-                    "took_ms": 41.7,
-                    "passages": [
-                        {
-                            "rank": 1,
-                            "score": 0.83,
-                            "text": "另据中新社报道，中国公安部昨天表示，2020年全年共破获电信网络诈骗案件32.2万起……",
-                            "highlights": [[18, 23]],
-                            "best_sentence": [0, 60],
-                            "citation": {
-                                "article_id": "https://www.zaobao.com/realtime/china/story20210410-1138397",
-                                "title": "习近平指示打击电信网络诈骗：推进国际执法合作",
-                                "source": "联合早报",
-                                "url": "https://www.zaobao.com/realtime/china/story20210410-1138397",
-                                "published": "2021-04-10T09:42:12Z",
-                                "paragraphs": "¶6",
-                                "para_start": 6,
-                                "para_end": 6,
-                                "path": "000_9ab89037dc83bcbe.md",
-                            },
-                        }
-                    ],
-                }
-            ]
-        }
-    )
-
-    question: str = Field(description="The question as asked.")
-    searched: str = Field(description="The query actually searched (differs for a follow-up).")
-    follow_up: bool = Field(False, description="Whether the question was searched with the earlier ones.")
-    mode: Mode
-    took_ms: float
-    passages: list[Passage]
+        try:
+            return [check_question(q) for q in items if q.strip()]
+        except errors.InvalidQuery as exc:
+            raise ValueError(str(exc)) from None
 
 
 class ArticleOut(BaseModel):
@@ -308,20 +252,14 @@ class HealthOut(BaseModel):
     version: int | None
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "The body is not a JSON object, or the Host header is not allowed."},
+    400: {"model": ErrorOut, "description": "The body is not a JSON object, the Host header is not allowed, or the "
+          "request is not valid HTTP (code bad_request: e.g. a URL that is not percent-encoded)."},
     401: {"model": ErrorOut, "description": "The server was started with a token and the request did not send it."},
     413: {"model": ErrorOut, "description": "The request body is over the limit (64 KB unless configured)."},
-    422: {"model": ErrorOut, "description": "A parameter is missing, out of range or not text, or the question is empty."},
+    414: {"model": ErrorOut, "description": "The request line is over 64 KB: send a long question with POST."},
+    422: {"model": ErrorOut, "description": "Code invalid_request: a parameter is missing, out of range or not text, "
+          "or the question is empty (the same code and message `qa ask --json` gives)."},
     429: {"model": ErrorOut, "description": "Too many requests from this client: wait Retry-After seconds."},
     503: {"model": ErrorOut, "description": "No usable index yet: the message says how to build it."},
 }
@@ -491,31 +429,23 @@ IndexDep = Annotated[Any, Depends(get_index)]
 # Errors: one shape, one place
 # ---------------------------------------------------------------------------
 
-_STATUS: list[tuple[type[errors.QAError], int, str]] = [
-    (errors.InvalidQuery, 422, "invalid_query"),
-    (errors.ArticleNotFound, 404, "article_not_found"),
-    (errors.IndexNotFound, 503, "index_not_found"),
-    (errors.IndexMismatch, 503, "index_mismatch"),
-    (errors.IndexCorrupt, 503, "index_corrupt"),
-    (errors.ModelNotAvailable, 503, "model_not_available"),
-    (errors.QAError, 500, "error"),
-]
-
-
 _error = error_response  # the one error shape, shared with the middleware
 
 
 async def _qa_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    for cls, status, code in _STATUS:
-        if isinstance(exc, cls):
-            headers = {"Retry-After": "5"} if status == 503 else None
-            return _error(status, code, str(exc) or cls.__doc__ or code, headers)
-    raise exc  # pragma: no cover  (registered for QAError only)
+    """Domain errors, by the one table of :mod:`qa.answer` (the CLI uses it too)."""
+    assert isinstance(exc, errors.QAError)
+    status, code = error_status(exc)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return _error(status, code, str(exc) or type(exc).__doc__ or code, headers)
 
 
 def _describe(err: dict[str, Any]) -> str:
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+    """One validation error for a person: where, then what (a library rule names its own subject)."""
     msg = str(err.get("msg", "invalid"))
+    if err.get("type") == "qa_rule":
+        return msg
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
     msg = msg.removeprefix("Value error, ")
     return f"{'.'.join(loc)}: {msg}" if loc else msg
 
@@ -527,10 +457,10 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
         return _error(400, "invalid_json", 'the request body is not valid JSON: send {"question": "..."}')
     if any(e.get("type") == "string_unicode" for e in errs):  # a lone surrogate, anywhere in the body
         where = ", ".join(sorted({".".join(map(str, e["loc"][1:])) or "a key" for e in errs}))
-        return _error(422, "invalid_request", f"{where}: not valid text (it holds a lone surrogate)")
+        return _error(422, INVALID_REQUEST, f"{where}: not valid text (it holds a lone surrogate)")
     if any(tuple(e.get("loc", ())) == ("body",) for e in errs):  # the body as a whole: missing, a list...
         return _error(400, "invalid_json", 'the request body must be a JSON object: {"question": "..."}')
-    return _error(422, "invalid_request", "; ".join(_describe(e) for e in errs) or "invalid request")
+    return _error(422, INVALID_REQUEST, "; ".join(_describe(e) for e in errs) or "invalid request")
 
 
 async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -554,21 +484,6 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
 # ---------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------
-
-
-def _search(index: Any, question: str, history: list[str], top_k: int, mode: str, filters: Filters) -> AskResponse:
-    started = time.perf_counter()
-    turn = analyze(question, history)
-    result = index.search(turn.searched, k=top_k, mode=mode, filters=filters.to_search_filters())
-    took_ms = (time.perf_counter() - started) * 1000.0
-    return AskResponse(
-        question=question,
-        searched=turn.searched,
-        follow_up=turn.is_follow_up,
-        mode=result.mode,
-        took_ms=round(took_ms, 2),
-        passages=[Passage.from_hit(hit) for hit in result.hits],
-    )
 
 
 def _stats(index: Any, holder: IndexHolder) -> StatsOut:
@@ -682,35 +597,38 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
-    @app.post("/api/ask", response_model=AskResponse, tags=["search"], summary="Ask a question")
-    def ask(body: AskRequest, index: IndexDep) -> AskResponse:
+    @app.post("/api/ask", response_model=Answer, tags=["search"], summary="Ask a question")
+    def ask(body: AskRequest, index: IndexDep) -> Answer:
         """Ranked source passages for a question, each with its citation.
 
         A short follow-up ("那2021年呢？", "and in Hong Kong?") is searched together
         with the earlier questions given in `history`; `searched` says what was searched.
+        The answer is what `qa ask --json` prints for the same question (see `qa.answer`).
         """
-        return _search(index, body.question, body.history, body.top_k, body.mode, body.filters)
+        return answer_question(index, body.question, history=body.history, k=body.top_k, mode=body.mode,
+                               filters=body.filters.to_search_filters())  # fmt: skip
 
-    @app.get("/api/ask", response_model=AskResponse, tags=["search"], summary="Ask a question (query string)")
+    @app.get("/api/ask", response_model=Answer, tags=["search"], summary="Ask a question (query string)")
     def ask_get(
         index: IndexDep,
-        q: Annotated[str, Query(description="The question.", examples=["2020年破获了多少电信网络诈骗案件？"],
+        q: Annotated[str, Query(description="The question, percent-encoded (curl -G --data-urlencode 'q=...').",
+                                examples=["2020年破获了多少电信网络诈骗案件？"],
                                 json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS})],
-        k: Annotated[int, Query(ge=1, le=MAX_TOP_K, strict=True, description="How many passages."),
-                     BeforeValidator(_whole_number)] = 5,
+        k: Annotated[int, Query(strict=True, description="How many passages.",
+                                json_schema_extra={"minimum": 1, "maximum": MAX_TOP_K}),
+                     BeforeValidator(_whole_number), _k_rule("k")] = 5,
         mode: Annotated[Mode, Query()] = "hybrid",
         date_from: Annotated[str | None, Query(max_length=MAX_DATE_CHARS, examples=["2021-01-01"])] = None,
         date_to: Annotated[str | None, Query(max_length=MAX_DATE_CHARS)] = None,
         source: Annotated[list[Annotated[str, Field(max_length=200)]] | None,
                           Query(max_length=100, description="Repeat for several outlets.")] = None,
-    ) -> AskResponse:  # fmt: skip
+    ) -> Answer:  # fmt: skip
         """The same search as `POST /api/ask`, for a browser or curl: `/api/ask?q=...&k=5`."""
         try:
-            question = _check_question(q)
             filters = Filters(date_from=date_from, date_to=date_to, sources=source or [])
         except ValueError as exc:
             raise errors.InvalidQuery(_validation_message(exc)) from None
-        return _search(index, question, [], k, mode, filters)
+        return answer_question(index, q, k=k, mode=mode, filters=filters.to_search_filters())
 
     @app.get(
         "/api/articles/{article_id:path}",

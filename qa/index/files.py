@@ -1,61 +1,19 @@
-"""File-system primitives of the index: atomic writes, fsync, the update lock.
-
-Everything the index writes goes through these, so there is one way to make
-a write durable and atomic (write a temporary file in the same folder, fsync
-it, ``os.replace`` it onto the target, fsync the folder).
-"""
+"""File-system primitives of the index: fsync of new segments, the update lock,
+and (from :mod:`qa.fileio`) the project's one atomic file replacement."""
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from qa.errors import IndexBusy
+from qa.fileio import fsync_dir, fsync_file
 
 LOCK_FILE = ".update.lock"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def replace_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` into a temporary file beside ``target``, then make it
-    ``target`` in one step. A crash leaves either the old file or the new one
-    (and perhaps a stray ``.*.tmp`` file, which is harmless)."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        fsync_file(Path(tmp))
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json_atomically(target: Path, data: dict) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-    replace_atomically(target, write)
 
 
 def fsync_tree(path: Path) -> None:

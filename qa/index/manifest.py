@@ -24,7 +24,7 @@ from pathlib import Path
 
 from qa.embed import Embedder
 from qa.errors import IndexCorrupt, IndexMismatch, IndexNotFound
-from qa.index.files import write_json_atomically
+from qa.fileio import write_json_atomically
 
 FORMAT = "qa-index"
 FORMAT_VERSION = 2

@@ -34,7 +34,7 @@ from qa.index.manifest import (
     FORMAT_VERSION, SEGMENTS_DIR, STORE_FILE, check_embedder, not_found, read_manifest,
 )  # fmt: skip
 from qa.index.models import embedder_for
-from qa.index.segment import SegmentData, read_segment
+from qa.index.segment import read_segment
 from qa.lexical import tokenize
 from qa.records import Hit, SearchFilters, SearchResult
 
