@@ -22,7 +22,6 @@ sentence-transformers model directory:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
