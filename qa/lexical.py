@@ -1,4 +1,4 @@
-"""Lexical retrieval: jieba + OpenCC tokenization and BM25 (bm25s).
+"""Lexical retrieval: jieba + OpenCC tokenization and an in-memory BM25.
 
 :func:`tokenize` turns any text (a chunk or a question) into search tokens:
 
@@ -11,10 +11,9 @@
 5. punctuation, whitespace, single Latin letters and stopwords dropped; English
    words kept whole with a light plural strip (Harman's "S" stemmer).
 
-:class:`LexicalIndex` is BM25 over those tokens. bm25s builds the (documents x
-vocabulary) score matrix once, as a scipy-compatible CSC matrix; a query sums
-the columns of its tokens, so a search over 100k chunks takes a few ms. It is
-saved as plain ``.npy`` (``allow_pickle=False``) and JSON files.
+:class:`LexicalIndex` is BM25 over those tokens in memory, for the evaluation
+scripts: the same postings and formula as the on-disk index
+(:mod:`qa.index.bm25`), saved as plain ``.npy`` and JSON files.
 """
 
 from __future__ import annotations
@@ -129,135 +128,119 @@ def tokenize(text: str) -> list[str]:
 
 
 _PARAMS_FILE = "lexical.json"
-_FORMAT = 1
+_VOCAB_FILE = "vocab.json"
+_ARRAYS = ("doclen", "terms", "term_indptr", "post_docs", "post_tf")
+_FORMAT = 2
 
 
 class LexicalIndex:
-    """BM25 over token lists. Rows are positions in the list given to :meth:`build`."""
+    """BM25 over token lists, in memory (evaluation scripts and experiments).
 
-    METHOD = "lucene"
-    K1 = 1.5
-    B = 0.75
+    Rows are positions in the list given to :meth:`build`. The postings and the
+    formula are the on-disk index's own (:func:`qa.index.segment.build_postings`,
+    :mod:`qa.index.bm25`: Lucene's BM25, k1 = 1.5, b = 0.75), so a score here is
+    the score the index gives the same passage among the same passages. Saved as
+    plain ``.npy`` and JSON files.
+    """
 
-    def __init__(self, retriever, n_docs: int):
-        # Use build() or load(); the retriever is a fitted bm25s.BM25.
-        self._bm25 = retriever
-        self._n_docs = n_docs
-        scores = retriever.scores
-        self._data = np.asarray(scores["data"], dtype=np.float32)
-        self._indices = np.asarray(scores["indices"], dtype=np.int64)
-        self._indptr = np.asarray(scores["indptr"], dtype=np.int64)
-        self._vocab: dict[str, int] = retriever.vocab_dict
+    def __init__(self, vocabulary: list[str], arrays: dict[str, np.ndarray]):
+        self._vocabulary = vocabulary
+        self._ids = {t: i for i, t in enumerate(vocabulary)}
+        self._doclen = np.asarray(arrays["doclen"], dtype=np.int32)
+        self._terms = np.asarray(arrays["terms"], dtype=np.int64)
+        self._indptr = np.asarray(arrays["term_indptr"], dtype=np.int64)
+        self._docs = np.asarray(arrays["post_docs"], dtype=np.int32)
+        self._tf = np.asarray(arrays["post_tf"], dtype=np.uint16)
+        from qa.index.bm25 import Corpus
+
+        self._corpus = Corpus(n_docs=len(self._doclen), total_length=int(self._doclen.astype(np.int64).sum()))
 
     @classmethod
     def build(cls, token_lists: Sequence[Sequence[str]]) -> LexicalIndex:
-        import bm25s
+        from qa.index.segment import build_postings
 
-        retriever = bm25s.BM25(
-            k1=cls.K1, b=cls.B, method=cls.METHOD, backend="numpy", csc_backend="scipy"
-        )
-        docs = [list(tokens) for tokens in token_lists]
-        if docs:
-            retriever.index(docs, show_progress=False)
-        else:  # bm25s cannot fit zero documents; an empty matrix is the right answer
-            retriever.scores = {
-                "data": np.zeros(0, dtype=np.float32),
-                "indices": np.zeros(0, dtype=np.int32),
-                "indptr": np.zeros(2, dtype=np.int64),
-                "num_docs": 0,
-            }
-            retriever.vocab_dict = {"": 0}
-            retriever.nonoccurrence_array = None
-        return cls(retriever, len(docs))
+        vocabulary: dict[str, int] = {}
+        ids = [np.array([vocabulary.setdefault(t, len(vocabulary)) for t in tokens], dtype=np.int64)
+               for tokens in token_lists]  # fmt: skip
+        doclen, terms, indptr, docs, tf = build_postings(ids)
+        arrays = {"doclen": doclen, "terms": terms, "term_indptr": indptr, "post_docs": docs, "post_tf": tf}
+        return cls(list(vocabulary), arrays)
 
     def __len__(self) -> int:
-        return self._n_docs
+        return len(self._doclen)
 
     @property
     def vocabulary_size(self) -> int:
-        return len(self._vocab)
+        return len(self._vocabulary)
 
     def save(self, directory: Path) -> None:
         """Write the index as .npy + JSON files into ``directory`` (created if needed)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self._bm25.save(directory, allow_pickle=False, show_progress=False)
-        meta = {
-            "format": _FORMAT,
-            "num_docs": self._n_docs,
-            "method": self.METHOD,
-            "k1": self.K1,
-            "b": self.B,
-        }
+        arrays = {"doclen": self._doclen, "terms": self._terms, "term_indptr": self._indptr,
+                  "post_docs": self._docs, "post_tf": self._tf}  # fmt: skip
+        for name, array in arrays.items():
+            with open(directory / f"{name}.npy", "wb") as f:
+                np.save(f, array, allow_pickle=False)
+        (directory / _VOCAB_FILE).write_text(json.dumps(self._vocabulary, ensure_ascii=False), encoding="utf-8")
+        meta = {"format": _FORMAT, "num_docs": len(self), "method": "lucene", "k1": _k1(), "b": _b()}
         (directory / _PARAMS_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
         """Open an index written by :meth:`save`. Raises IndexCorrupt if it is unreadable."""
-        import bm25s
-
         directory = Path(directory)
         try:
             meta = json.loads((directory / _PARAMS_FILE).read_text(encoding="utf-8"))
             if meta.get("format") != _FORMAT:
                 raise IndexCorrupt(
-                    f"lexical index in {directory} has format {meta.get('format')!r}, "
-                    f"expected {_FORMAT}: rebuild the index"
+                    f"lexical index in {directory} has format {meta.get('format')!r}, expected {_FORMAT}: rebuild it"
                 )
-            retriever = bm25s.BM25.load(
-                directory, allow_pickle=False, mmap=False, show_progress=False, verbosity=0
-            )
-            n_docs = int(meta["num_docs"])
+            vocabulary = json.loads((directory / _VOCAB_FILE).read_text(encoding="utf-8"))
+            arrays = {name: np.load(directory / f"{name}.npy", allow_pickle=False) for name in _ARRAYS}
         except IndexCorrupt:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorrupt(f"lexical index in {directory} is unreadable: {exc}") from exc
-        index = cls(retriever, n_docs)
-        if n_docs > 0 and (len(index._indptr) < 2 or int(index._indptr[-1]) != len(index._data)):
+        if not isinstance(vocabulary, list) or len(arrays["doclen"]) != meta.get("num_docs") or (
+            len(arrays["term_indptr"]) != len(arrays["terms"]) + 1
+        ):
             raise IndexCorrupt(f"lexical index in {directory} is inconsistent: rebuild it")
-        return index
+        return cls(vocabulary, arrays)
 
     def token_ids(self, query_tokens: Sequence[str]) -> np.ndarray:
         """Vocabulary ids of the known query tokens (unknown ones are dropped)."""
-        n_columns = len(self._indptr) - 1  # bm25s adds "" to the vocabulary, not the matrix
-        ids = [self._vocab.get(t, n_columns) for t in query_tokens if t]
-        return np.asarray([i for i in ids if i < n_columns], dtype=np.int64)
+        return np.asarray([self._ids[t] for t in query_tokens if t in self._ids], dtype=np.int64)
+
+    def _df(self, term_id: int) -> int:
+        j = int(np.searchsorted(self._terms, term_id))
+        if j == len(self._terms) or int(self._terms[j]) != term_id:
+            return 0
+        return int(self._indptr[j + 1] - self._indptr[j])
 
     def max_score(self, query_tokens: Sequence[str]) -> float:
-        """An upper bound of the BM25 score any row can reach for this query.
+        """An upper bound of the BM25 score any row can reach for this query
+        (:func:`qa.index.bm25.max_score`: tokens never seen count with df 0)."""
+        from qa.index.bm25 import max_score
 
-        With bm25s' Lucene variant a token contributes idf * tf / (tf + k1 * norm) <
-        idf, so the bound is the sum of the query tokens' idf. A token the index
-        has never seen counts with the idf of a token in no document: the bound
-        then says how much of the query the collection could match at all (an
-        English question over Chinese text scores a small fraction of it).
-        """
-        n = self._n_docs
-        if n == 0:
-            return 0.0
-        n_columns = len(self._indptr) - 1
-        total = 0.0
-        for token in query_tokens:
-            if not token:
-                continue
-            i = self._vocab.get(token, n_columns)
-            df = int(self._indptr[i + 1] - self._indptr[i]) if i < n_columns else 0
-            total += float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
-        return total
+        return max_score([self._df(self._ids[t]) if t in self._ids else 0 for t in query_tokens if t],
+                         len(self))  # fmt: skip
 
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every row for the query, float32 of length len(self)."""
-        ids = self.token_ids(query_tokens)
-        if len(ids) == 0 or self._n_docs == 0:
-            return np.zeros(self._n_docs, dtype=np.float32)
-        starts, ends = self._indptr[ids], self._indptr[ids + 1]
-        if len(ids) == 1:
-            rows = self._indices[starts[0] : ends[0]]
-            weights = self._data[starts[0] : ends[0]]
-        else:
-            rows = np.concatenate([self._indices[s:e] for s, e in zip(starts, ends)])
-            weights = np.concatenate([self._data[s:e] for s, e in zip(starts, ends)])
-        return np.bincount(rows, weights=weights, minlength=self._n_docs).astype(np.float32)
+        from qa.index.bm25 import idf, term_weights
+
+        n = len(self)
+        total = np.zeros(n, dtype=np.float64)
+        for term_id in self.token_ids(query_tokens):
+            j = int(np.searchsorted(self._terms, term_id))
+            if j == len(self._terms) or int(self._terms[j]) != term_id:
+                continue
+            start, end = int(self._indptr[j]), int(self._indptr[j + 1])
+            docs, tf = self._docs[start:end], self._tf[start:end]
+            weights = term_weights(tf, self._doclen[docs], idf(end - start, n), self._corpus)
+            total += np.bincount(docs, weights=weights, minlength=n)
+        return total.astype(np.float32)
 
     def search(
         self, query_tokens: Sequence[str], k: int, allowed: np.ndarray | None = None
@@ -273,16 +256,27 @@ class LexicalIndex:
         scores = self.scores(query_tokens)
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=bool)
-            if allowed.shape != (self._n_docs,):
-                raise ValueError(f"allowed mask has shape {allowed.shape}, expected ({self._n_docs},)")
-            scores = np.where(allowed, scores, 0.0)
+            if allowed.shape != (len(self),):
+                raise ValueError(f"allowed mask has shape {allowed.shape}, expected ({len(self)},)")
+            scores = np.where(allowed, scores, 0.0).astype(np.float32)
         rows = np.flatnonzero(scores > 0)
         if len(rows) == 0:
             return empty
         if len(rows) > k:
-            # Keep everything tied with the k-th score, so ties break by row below.
             kth = np.partition(scores[rows], len(rows) - k)[len(rows) - k]
             rows = rows[scores[rows] >= kth]
         order = np.lexsort((rows, -scores[rows]))[:k]
         rows = rows[order].astype(np.int64)
         return rows, scores[rows].astype(np.float32)
+
+
+def _k1() -> float:
+    from qa.index.bm25 import K1
+
+    return K1
+
+
+def _b() -> float:
+    from qa.index.bm25 import B
+
+    return B

@@ -1,4 +1,4 @@
-"""Tokenization (jieba + OpenCC) and the BM25 LexicalIndex (bm25s)."""
+"""Tokenization (jieba + OpenCC) and the in-memory BM25 LexicalIndex."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def test_load_refuses_missing_or_broken_files(index, tmp_path: Path):
     with pytest.raises(IndexCorrupt):
         LexicalIndex.load(tmp_path / "nothing-here")
     index.save(tmp_path / "lex")
-    (tmp_path / "lex" / "vocab.index.json").write_text("{not json", encoding="utf-8")
+    (tmp_path / "lex" / "vocab.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(IndexCorrupt):
         LexicalIndex.load(tmp_path / "lex")
 
@@ -128,7 +128,7 @@ def test_ties_break_by_row():
 
 
 def _reference_bm25(docs, query, k1=1.5, b=0.75):
-    """Lucene BM25, written from the formula (Kamphuis et al. 2020), independently of bm25s."""
+    """Lucene BM25, written from the formula (Kamphuis et al. 2020), independently of qa.index.bm25."""
     n = len(docs)
     avgdl = sum(len(d) for d in docs) / n
     out = []
