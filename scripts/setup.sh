@@ -14,12 +14,14 @@ fi
 . .venv/bin/activate
 
 stamp=.venv/.qa-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing Python packages (torch pinned to the local CPU wheel first)"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+    echo "setup: installing Python packages from requirements.lock (torch pinned to the local CPU wheel first)"
     python -m pip install -q --upgrade pip
     # An unpinned torch pulls GBs of CUDA packages: pin it before anything asks for it.
     python -m pip install -q torch==2.13.0
-    python -m pip install -q -e '.[test,onnx,eval]'
+    # The exact versions CI tested (scripts/lock.sh refreshes the lock), then qa itself.
+    python -m pip install -q -r requirements.lock
+    python -m pip install -q --no-deps -e .
     touch "$stamp"
 fi
 
