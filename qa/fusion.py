@@ -21,7 +21,8 @@ The fused score of a candidate is
 One parameter, ``LEXICAL_WEIGHT``, chosen on half of XQuAD (zh->zh and en->zh
 questions of articles 0-23) and checked on the other half and on hand-written
 paraphrased questions over real news (``eval/tune_fusion.py`` reproduces it).
-Naive reciprocal-rank fusion is kept as :func:`rrf` for comparison only.
+Reciprocal-rank fusion (:func:`rrf`) and min-max weighted score fusion
+(:func:`min_max`) are kept as the baselines the evaluation compares against.
 
 Measured (mE5-small, 100 candidates per side), Recall@1:
 
@@ -121,12 +122,35 @@ def rrf(
     dense_rows: Sequence[int] | np.ndarray | None,
     lex_rows: Sequence[int] | np.ndarray | None,
     k: int = RRF_K,
+    lexical_weight: float = 1.0,
 ) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion, (row, score) best first. A baseline for the eval, not used in search."""
+    """Reciprocal-rank fusion, (row, score) best first: ``1/(k + dense rank) +
+    lexical_weight/(k + lexical rank)``. A baseline for the evaluation, not used
+    in search; pass only real lexical matches (score > 0) as ``lex_rows``."""
     scores: dict[int, float] = {}
-    for rows in (dense_rows, lex_rows):
+    for rows, w in ((dense_rows, 1.0), (lex_rows, lexical_weight)):
         if rows is None:
             continue
         for rank, row in enumerate(np.asarray(rows, dtype=np.int64).tolist(), start=1):
-            scores[row] = scores.get(row, 0.0) + 1.0 / (k + rank)
+            scores[row] = scores.get(row, 0.0) + w / (k + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def min_max(
+    dense_rows, dense_scores, lex_rows, lex_scores, *, alpha: float = 0.5,
+) -> list[tuple[int, float]]:
+    """Min-max normalised weighted score fusion (Weaviate's relativeScoreFusion,
+    Haystack's merge): each side's scores rescaled to [0, 1] over its own
+    candidates, then ``alpha * dense + (1 - alpha) * lexical`` (a side that did
+    not list a row adds 0). A baseline for the evaluation, not used in search."""
+    def scaled(rows, scores) -> dict[int, float]:
+        rows, scores = _arrays(rows, scores)
+        if not len(rows):
+            return {}
+        lo, hi = float(scores.min()), float(scores.max())
+        span = hi - lo
+        return {int(r): (1.0 if span == 0 else (float(s) - lo) / span) for r, s in zip(rows, scores)}
+
+    dense, lexical = scaled(dense_rows, dense_scores), scaled(lex_rows, lex_scores)
+    fused = {r: alpha * dense.get(r, 0.0) + (1 - alpha) * lexical.get(r, 0.0) for r in dense.keys() | lexical.keys()}
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))

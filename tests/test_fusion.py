@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from qa import fusion
 from qa.fusion import LEXICAL_WEIGHT, Fused, fuse, rrf
 from qa.lexical import LexicalIndex, tokenize
 
@@ -142,3 +143,15 @@ def test_hybrid_never_worse_than_the_better_single_mode_on_a_mixed_set(embedded)
         assert recall["hybrid"] >= recall["naive rrf"], (group, recall)
     assert np.mean(hits["hybrid"]["zh"]) >= 0.85 and np.mean(hits["hybrid"]["en"]) >= 0.7
     assert np.mean(hits["naive rrf"]["en"]) < np.mean(hits["hybrid"]["en"])  # the set tells them apart
+
+
+def test_baselines_rank_as_their_formulas_say():
+    # weighted RRF over real matches: a lexical weight of 0 is the dense order
+    assert [r for r, _ in fusion.rrf([3, 1, 2], [2, 5], lexical_weight=0.0)][:3] == [3, 1, 2]
+    scores = dict(fusion.rrf([3, 1], [1], k=60, lexical_weight=2.0))
+    assert scores[1] == pytest.approx(1 / 62 + 2 / 61) and scores[3] == pytest.approx(1 / 61)
+    # min-max: each side scaled to [0, 1] over its own candidates
+    fused = dict(fusion.min_max([1, 2, 3], [0.9, 0.8, 0.7], [3, 4], [10.0, 5.0], alpha=0.5))
+    assert fused[1] == pytest.approx(0.5) and fused[3] == pytest.approx(0.5) and fused[4] == 0.0
+    assert fused[2] == pytest.approx(0.25)
+    assert [r for r, _ in fusion.min_max([1, 2], [0.5, 0.4], [], [], alpha=1.0)] == [1, 2]

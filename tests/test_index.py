@@ -20,7 +20,7 @@ import pytest
 
 import qa.index.writer as qwriter
 from qa.embed import Embedder, HashEmbedder
-from qa.errors import ArticleNotFound, IndexBusy, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery
+from qa.errors import ArticleNotFound, IndexBusy, IndexCorrupt, IndexMismatch, IndexNotFound, InvalidQuery, QAError
 from qa.index import FORMAT_VERSION, Index, Writer
 from qa.index.manifest import SEGMENTS_DIR
 from qa.ingest import iter_articles
@@ -889,7 +889,7 @@ def test_lexical_search_loads_no_model(tmp_path):
 
 
 def test_writer_rejects_an_unknown_ann_kind(tmp_path):
-    with pytest.raises(Exception, match="unknown ANN index 'lsh'"):
+    with pytest.raises(QAError, match="unknown ANN index 'lsh'"):
         Writer(tmp_path / "i", HashEmbedder(), ann="lsh")
 
 
