@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 
 from qa.embed import HashEmbedder
 from qa.errors import InvalidQuery
-from qa.index import Index
+from qa.index import MAX_K, Index
 from qa.index.filters import date_bound
 from qa.ingest import iter_articles
 from qa.records import ReadReport
@@ -280,13 +280,13 @@ def test_the_openapi_schema_publishes_the_limits(client):
     ask, filters = parts["AskRequest"]["properties"], parts["Filters"]["properties"]
     assert (ask["question"]["minLength"], ask["question"]["maxLength"]) == (1, 1000)
     assert ask["history"]["maxItems"] == 20 and ask["history"]["items"]["maxLength"] == 1000
-    assert (ask["top_k"]["minimum"], ask["top_k"]["maximum"], ask["top_k"]["type"]) == (1, 50, "integer")
+    assert (ask["top_k"]["minimum"], ask["top_k"]["maximum"], ask["top_k"]["type"]) == (1, MAX_K, "integer")
     for name in ("sources", "tags"):
         assert filters[name]["maxItems"] == 100 and filters[name]["items"]["maxLength"] == 200
     for name in ("date_from", "date_to"):
         assert any(option.get("maxLength") == 64 for option in filters[name]["anyOf"]), filters[name]
     get = {p["name"]: p["schema"] for p in schema["paths"]["/api/ask"]["get"]["parameters"]}
-    assert get["q"]["maxLength"] == 1000 and get["k"]["maximum"] == 50
+    assert get["q"]["maxLength"] == 1000 and get["k"]["maximum"] == MAX_K
     assert any(option.get("maxItems") == 100 for option in get["source"]["anyOf"])
     responses = schema["paths"]["/api/ask"]["post"]["responses"]
     assert {"400", "413", "422", "429", "503"} <= set(responses)
