@@ -246,7 +246,7 @@ def article_from_bytes(data: bytes, entry: FileEntry) -> Article:
     return Article(
         id=article_id(parsed.url, entry.id_path),
         title=title,
-        source=parsed.source,
+        source=parsed.source or _source_fallback(parsed.url, entry),
         url=parsed.url,
         published=parsed.published,
         tags=parsed.tags,
@@ -261,6 +261,16 @@ def article_from_bytes(data: bytes, entry: FileEntry) -> Article:
 def read_entry(entry: FileEntry, max_bytes: int = MAX_FILE_BYTES) -> Article:
     """:func:`read_bytes` then :func:`article_from_bytes`; any failure is a ReadError."""
     return _guarded(lambda: article_from_bytes(read_bytes(entry, max_bytes), entry), entry.rel)
+
+
+def _source_fallback(url: str | None, entry: FileEntry) -> str:
+    """An outlet name when the file names none: the URL's host (``www.`` dropped),
+    else the name of the folder given, so no article is listed under an empty name."""
+    if url:
+        host = urlsplit(url.strip()).hostname or ""
+        if host:
+            return host.removeprefix("www.")
+    return Path(os.path.abspath(entry.root)).name
 
 
 def _guarded(read, rel: str) -> Article:

@@ -140,7 +140,7 @@ def test_build_and_manifest(built):
     assert manifest["format_version"] == FORMAT_VERSION == 2
     assert manifest["embedding"] == {"backend": "hash", "model": "hash-embedder-64", "dimension": 64}
     assert manifest["counts"] == {
-        "articles": report.articles, "chunks": report.chunks, "sources": 8, "segments": 1, "deleted_chunks": 0,
+        "articles": report.articles, "chunks": report.chunks, "sources": 9, "segments": 1, "deleted_chunks": 0,
     }
     assert manifest["ann"] == "flat" and manifest["version"] == 1 and len(manifest["index_id"]) == 32
     [segment] = manifest["segments"]
@@ -959,3 +959,20 @@ def test_a_full_disk_inside_the_catalog_transaction_is_a_clear_error(built, monk
     monkeypatch.undo()
     with Index.open(root, embedder) as index:
         assert index.version == 1 and index.stats().articles == len(corpus())
+
+
+def test_embedding_batches_are_even_in_length_and_fair_in_order():
+    """Issue: shortest-first batches made the progress estimate far too hopeful. Each batch
+    holds texts of similar length, and any early stretch of batches a fair sample of the run."""
+    import random
+
+    rng = random.Random(5)
+    texts = {f"h{i}": "字" * rng.choice([20, 40, 80, 160, 320, 640]) for i in range(3000)}
+    batches = qwriter.embedding_batches(texts, size=50)
+    assert sorted(h for b in batches for h, _ in b) == sorted(texts)
+    for b in batches:  # little padding: lengths within a batch are alike
+        lengths = [len(t) for _, t in b]
+        assert max(lengths) <= 2 * min(lengths)
+    mean = sum(map(len, texts.values())) / len(texts)
+    early = [len(t) for b in batches[: len(batches) // 5] for _, t in b]
+    assert abs(sum(early) / len(early) - mean) < 0.25 * mean  # the first 20% predicts the rest

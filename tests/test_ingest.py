@@ -236,3 +236,12 @@ def test_two_folders_of_one_name_are_a_reported_collision_not_a_silent_drop(tmp_
     assert len(articles) == 1
     assert [(s.path, s.reason) for s in report.skipped] == [("x.md", "id collision")]
     assert "news/x.md" in report.skipped[0].detail
+
+
+def test_an_article_without_an_outlet_is_named_after_its_url_host_or_folder(tmp_path):
+    """Issue: articles with no outlet were listed under an empty source name ("(2)" in the page)."""
+    write(tmp_path / "wire" / "a.md", "---\ntitle: 无来源\nfrom: https://www.example.org/news/1\n---\n<p>正文内容一。</p>")
+    write(tmp_path / "wire" / "b.txt", "没有网址的标题\n\n正文内容二。")
+    write(tmp_path / "wire" / "c.md", "---\ntitle: 有来源\nauthor: 联合早报\n---\n<p>正文内容三。</p>")
+    sources = {a.path: a.source for a in iter_articles([tmp_path / "wire"], ReadReport())}
+    assert sources == {"a.md": "example.org", "b.txt": "wire", "c.md": "联合早报"}

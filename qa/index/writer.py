@@ -172,6 +172,21 @@ class PendingEmbeddings:
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
 
 
+def embedding_batches(texts_by_hash: dict[str, str], size: int | None = None) -> list[list[tuple[str, str]]]:
+    """Batches of texts of similar length (little padding), in a shuffled order.
+
+    Run shortest first, a progress bar's estimate is far too hopeful (at 4% it
+    said 1:38 left of a run that took 3:39 more); in a seeded random order
+    every stretch of the run holds a fair sample of lengths, so the rate it
+    shows, in characters, holds for the rest.
+    """
+    size = size or EMBED_BATCH
+    items = sorted(texts_by_hash.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    batches = [items[start : start + size] for start in range(0, len(items), size)]
+    order = np.random.default_rng(len(items)).permutation(len(batches))
+    return [batches[i] for i in order]
+
+
 def prepare(article: Article, file_key: str | None = None) -> _Prepared:
     chunks = chunk_article(article)
     return _Prepared(
@@ -510,13 +525,12 @@ class Writer:
         if not texts_by_hash:
             return {}
         started = time.perf_counter()
-        items = sorted(texts_by_hash.items(), key=lambda kv: len(kv[1]))
         out: dict[str, np.ndarray] = {}
-        total_chars = sum(len(t) for _, t in items)
+        batches = embedding_batches(texts_by_hash)
+        total_chars = sum(len(t) for t in texts_by_hash.values())
         with tqdm(total=total_chars, desc="embedding", unit=" chars", unit_scale=True,
                   disable=not self.progress) as bar:  # fmt: skip
-            for start in range(0, len(items), EMBED_BATCH):
-                batch = items[start : start + EMBED_BATCH]
+            for batch in batches:
                 vectors = np.asarray(self.embedder.embed_passages([t for _, t in batch]), dtype=np.float32)
                 if vectors.shape != (len(batch), self.embedder.dimension):
                     raise QAError(
