@@ -375,69 +375,190 @@ def _cmd_index(args) -> int:
 _SUBCOMMANDS.append(_add_index)
 
 
+def _add_search_options(p, *, k_help: str) -> None:
+    """Where and how to search: shared by `qa ask` and `qa chat`."""
+    p.add_argument("--index", metavar="DIR", default=None, help="the index directory (default: $QA_INDEX, else index)")
+    p.add_argument("--server", metavar="URL", default=None,
+                   help="ask a running `qa serve` at URL (e.g. http://127.0.0.1:8000) instead of opening the "
+                   "index here: no model to load, so an answer takes the search time only")  # fmt: skip
+    p.add_argument("--token", default=None, metavar="TOKEN",
+                   help="the server's token, if it was started with one (default: $QA_TOKEN)")  # fmt: skip
+    p.add_argument("-k", type=int, default=5, help=k_help)
+    p.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"],
+                   help="hybrid (default), dense (meaning) or lexical (words, BM25)")  # fmt: skip
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="published on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="published on or before DATE (a date: the whole day)")
+    p.add_argument("--source", action="append", default=[], metavar="S", help="only this source (repeatable)")
+    p.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default: cpu)")
+
+
 def _add_ask(sub) -> None:
     p = sub.add_parser(
         "ask",
         help="ask a question; print the best passages with their citations",
         description="Search the index for passages that answer QUESTION (Chinese or English) and "
-        "print them ranked, each with its citation: title, source, date, paragraphs, link or file.",
+        "print them ranked, each with its citation: title, source, date, paragraphs, link or file. "
+        "Opening the index loads the model (seconds); --server URL asks a running `qa serve` instead. "
+        "--json prints the answer as the HTTP API sends it.",
     )
     p.add_argument("question", metavar="QUESTION")
-    p.add_argument("--index", metavar="DIR", default=None, help="the index directory (default: $QA_INDEX, else index)")
-    p.add_argument("-k", type=int, default=5, help="how many passages (1-100, default 5)")
-    p.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"],
-                   help="hybrid (default), dense (meaning) or lexical (words, BM25)")  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--from", dest="date_from", metavar="DATE", help="published on or after DATE (YYYY-MM-DD)")
-    p.add_argument("--to", dest="date_to", metavar="DATE", help="published on or before DATE (a date: the whole day)")
-    p.add_argument("--source", action="append", default=[], metavar="S", help="only this source (repeatable)")
+    _add_search_options(p, k_help="how many passages (1-100, default 5)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON, the HTTP API's shape (errors too)")
     p.add_argument("--tag", action="append", default=[], metavar="T", help="only articles with this tag (repeatable)")
     p.add_argument("--max-per-article", type=int, default=None, metavar="N", help="at most N passages per article")
-    p.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default: cpu)")
     p.set_defaults(func=_cmd_ask)
 
 
-def _format_hit(hit) -> str:
-    c = hit.citation
-    head = f"{hit.rank}. [{hit.score:.3f}] {c.title or '(untitled)'}"
-    meta = " · ".join(x for x in (c.source, (c.published or "")[:10], c.paragraphs) if x)
-    where = c.url or c.path
-    body = "\n".join("   " + line for line in hit.highlighted.splitlines() if line.strip())
-    return f"{head}\n   {meta}\n   {where}\n{body}"
+def _seconds_since_start(fallback: float) -> float:
+    """Real time since this process started (interpreter start-up included), from /proc
+    where there is one, else since ``fallback`` (a time.monotonic() taken early)."""
+    import os
+    import time
+
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time, in clock ticks
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - fallback
 
 
-def _cmd_ask(args) -> int:
-    import json
+def _search_backend(args):
+    """A RemoteSearch for --server URL, else the index opened here (the default model built first if needed)."""
+    import os
 
-    from qa.index import Index
-    from qa.records import SearchFilters, to_dict
+    from qa.client import LocalSearch, RemoteSearch, check_server_url
 
-    embedder = None
+    if args.server:
+        if args.index or args.model:
+            raise QAError("--server asks a running server, which has its own index and model: "
+                          "leave out --index and --model")  # fmt: skip
+        try:
+            url = check_server_url(args.server)
+        except ValueError as exc:
+            raise QAError(str(exc)) from None
+        return RemoteSearch(url, token=args.token if args.token is not None else os.environ.get("QA_TOKEN"))
     if args.mode != "lexical":
         _ensure_model_for(_index_dir(args), args.model, _model_cache_dir(args))
+    embedder = None
     if args.model:
         from qa.loader import load_embedder
 
         embedder = load_embedder(args.model, device=args.device, cache_dir=_model_cache_dir(args))
-    filters = SearchFilters(
-        date_from=args.date_from, date_to=args.date_to, sources=tuple(args.source),
-        tags=tuple(args.tag), max_per_article=args.max_per_article,
-    )
-    with Index.open(_index_dir(args), embedder) as index:
-        result = index.search(args.question, k=args.k, mode=args.mode, filters=filters)
+    return LocalSearch(_index_dir(args), embedder)
+
+
+def _filters(args) -> dict:
+    """The API's filters from the command line."""
+    return {"date_from": args.date_from, "date_to": args.date_to, "sources": list(args.source),
+            "tags": list(getattr(args, "tag", [])), "max_per_article": getattr(args, "max_per_article", None)}  # fmt: skip
+
+
+def _json_error(exc: QAError) -> str:
+    """A refusal as the HTTP API writes it: the same code and message for the same mistake."""
+    import json
+
+    code = getattr(exc, "code", None)
+    if code is None:
+        from qa.answer import error_status
+
+        code = error_status(exc)[1]
+    return json.dumps({"error": {"code": code, "message": str(exc)}}, ensure_ascii=False, indent=2)
+
+
+def _cmd_ask(args) -> int:
+    import json
+    import time
+
+    from qa.terminal import format_passages, summary
+
+    started = time.monotonic()
+    try:
+        search = _search_backend(args)
+        try:
+            answer = search.ask(args.question, k=args.k, mode=args.mode, filters=_filters(args))
+        finally:
+            search.close()
+    except QAError as exc:
+        if args.json:
+            print(_json_error(exc))
+        raise
     if args.json:
-        print(json.dumps(to_dict(result), ensure_ascii=False, indent=2))
+        print(json.dumps(answer, ensure_ascii=False, indent=2))
         return EXIT_OK
-    if not result.hits:
-        print("no passages found" + (" (try fewer filters)" if filters != SearchFilters() else ""))
+    if not answer["passages"]:
+        filtered = any(_filters(args).values())
+        print("no passages found" + (" (try fewer filters)" if filtered else ""))
         return EXIT_OK
-    print("\n\n".join(_format_hit(h) for h in result.hits))
-    print(f"\n{len(result.hits)} passages, {args.mode}, {result.seconds * 1000:.0f} ms")
+    print(format_passages(answer, color=_color(sys.stdout)))
+    total = _seconds_since_start(started)
+    print(f"\n{summary(answer, args.server or '')}; {total:.2f} s in all "
+          f"({'start-up' if args.server else 'start-up and model loading'} included)")  # fmt: skip
     return EXIT_OK
 
 
+def _color(stream) -> bool:
+    """Bold highlights on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    import os
+
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
 _SUBCOMMANDS.append(_add_ask)
+
+
+def _add_chat(sub) -> None:
+    p = sub.add_parser(
+        "chat",
+        help="ask questions one after another in the terminal, follow-ups included",
+        description="A conversation with the index in the terminal: ask a question, then follow it up "
+        "(\"那2021年呢？\", \"and in Hong Kong?\") as in the chat page; every passage is printed with its "
+        "citation and link. The model is loaded once, at the start (or not at all with --server). "
+        "Commands such as :sources, :source NAME, :from DATE, :to DATE, :mode MODE, :clear, :help and "
+        ":quit change what is searched; line editing and history come from readline.",
+    )
+    _add_search_options(p, k_help="passages per answer (1-100, default 5; :k N changes it)")
+    p.add_argument("--history-file", metavar="FILE", default=None,
+                   help="where the line history is kept (default: $QA_CACHE_DIR/chat_history, "
+                   "else ~/.cache/qa/chat_history)")  # fmt: skip
+    p.set_defaults(func=_cmd_chat)
+
+
+def _chat_history_file(args):
+    """--history-file, else $QA_CACHE_DIR/chat_history, else ~/.cache/qa/chat_history."""
+    import os
+    from pathlib import Path
+
+    if args.history_file:
+        return Path(args.history_file)
+    root = os.environ.get("QA_CACHE_DIR")
+    return (Path(root) if root else Path.home() / ".cache" / "qa") / "chat_history"
+
+
+def _cmd_chat(args) -> int:
+    from qa.chat import Chat, Settings, run
+
+    if args.mode != "lexical" and not args.server:
+        print("qa chat: loading the model…", file=sys.stderr, flush=True)
+    search = _search_backend(args)
+    try:
+        search.warm_up()
+        stats = search.stats()
+        settings = Settings(k=args.k, mode=args.mode, date_from=args.date_from, date_to=args.date_to,
+                            sources=list(args.source))  # fmt: skip
+        chat = Chat(search, settings=settings, color=_color(sys.stdout))
+        chat.say(f"qa chat over {search.where}: {stats['articles']} articles, {stats['chunks']} passages. "
+                 "Ask a question; :help lists the commands, :quit leaves.")  # fmt: skip
+        run(chat, _chat_history_file(args))
+    finally:
+        search.close()
+    return EXIT_OK
+
+
+_SUBCOMMANDS.append(_add_chat)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,12 @@
 ``BearerToken``      401 without ``Authorization: Bearer <token>`` (when one is set)
 ``BodyLimit``        413 for a body over the limit, before anything parses it
 ``HeadAsGet``        HEAD answered wherever GET is, without the body
+``UrlEncoding``      400 for percent-escapes that are not UTF-8 (``q=%FF``)
 ==================  ==========================================================
+
+Below the app, :class:`JsonErrorsH11Protocol` gives a request uvicorn cannot
+parse (a URL that is not percent-encoded, an over-long request line) the same
+error shape instead of uvicorn's plain-text 400.
 
 Each refuses with the project's one error shape, ``{"error": {"code",
 "message"}}`` (:func:`error_response`), and passes everything else, and every
@@ -24,15 +29,20 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import json
 import math
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
+import h11
 from starlette.responses import JSONResponse
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -442,3 +452,97 @@ class HeadAsGet:
 
         # a copy: the server's own scope must still say HEAD
         await self.app({**scope, "method": "GET"}, receive, send_without_body)
+
+
+# ---------------------------------------------------------------------------
+# URL encoding
+# ---------------------------------------------------------------------------
+
+PERCENT_ENCODING_HINT = "percent-encode it, e.g. curl -G --data-urlencode 'q=2020年破获了多少电信网络诈骗案件？' URL/api/ask"
+
+
+def _decodes(raw: bytes) -> bool:
+    """Whether percent-decoded ``raw`` is UTF-8 (an undecodable %XX would become U+FFFD, silently)."""
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class UrlEncoding:
+    """400 for a path or query string whose percent-escapes are not UTF-8 (``q=%FF``):
+    the server would otherwise search for a replacement character instead of refusing."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for part, raw in (("path", scope.get("raw_path") or b""), ("query string", scope.get("query_string", b""))):
+            if not _decodes(raw):
+                response = error_response(400, "bad_request", f"the {part} is not UTF-8 once percent-decoded: "
+                                          + PERCENT_ENCODING_HINT)  # fmt: skip
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+# ---------------------------------------------------------------------------
+# Requests uvicorn cannot parse
+# ---------------------------------------------------------------------------
+
+MAX_REQUEST_HEAD_BYTES = 64 * 1024  # request line + headers; h11's default is 16 KB
+
+
+class _RememberingConnection(h11.Connection):
+    """h11's server connection, keeping the protocol error uvicorn catches and drops."""
+
+    last_error: h11.RemoteProtocolError | None = None
+
+    def next_event(self):  # type: ignore[no-untyped-def]
+        try:
+            return super().next_event()
+        except h11.RemoteProtocolError as exc:
+            self.last_error = exc
+            raise
+
+
+def _unparsable(conn: _RememberingConnection) -> tuple[int, str, str]:
+    """(status, code, message) for a request h11 refused: too long a head, or not HTTP."""
+    exc = conn.last_error
+    if exc is not None and exc.error_status_hint == 431:
+        buffered = bytes(getattr(conn, "_receive_buffer", b""))[:MAX_REQUEST_HEAD_BYTES]
+        if b"\n" not in buffered:
+            return 414, "uri_too_long", (f"the request line is over {MAX_REQUEST_HEAD_BYTES // 1024} KB: send a long "
+                                         'question with POST /api/ask, as JSON {"question": "..."}')  # fmt: skip
+        return 431, "headers_too_large", f"the request headers are over {MAX_REQUEST_HEAD_BYTES // 1024} KB"
+    return 400, "bad_request", ("the request is not valid HTTP: a URL cannot hold spaces or non-ASCII text as "
+                                "they are typed; " + PERCENT_ENCODING_HINT)  # fmt: skip
+
+
+class JsonErrorsH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11), answering a request it cannot parse with the one
+    error shape and the security headers instead of a plain-text "Invalid HTTP request
+    received." Such a request never reaches the app, so no middleware can answer it.
+
+    Pass it to uvicorn as ``http=JsonErrorsH11Protocol`` (``qa serve`` and
+    :func:`qa.server.serve_in_thread` do) with ``h11_max_incomplete_event_size``
+    set to :data:`MAX_REQUEST_HEAD_BYTES`: a question up to the length limit then always
+    reaches the app, which refuses an over-long one with its own message.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        limit = self.config.h11_max_incomplete_event_size or MAX_REQUEST_HEAD_BYTES
+        self.conn = _RememberingConnection(h11.SERVER, limit)
+
+    def send_400_response(self, msg: str) -> None:
+        status, code, message = _unparsable(self.conn)
+        body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False).encode("utf-8")
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close"), *_SECURITY_PAIRS]  # fmt: skip
+        response = h11.Response(status_code=status, headers=headers, reason=HTTPStatus(status).phrase.encode())
+        for event in (response, h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()

@@ -58,8 +58,9 @@ from qa.answer import ask as answer_question
 from qa.index import MAX_QUESTION_CHARS, check_question
 from qa.index.filters import check_filters, date_bound
 from qa.middleware import (
-    DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, SECURITY_HEADERS, BearerToken, BodyLimit, HeadAsGet, HostAllowList,
-    RateLimit, RateLimiter, SecurityHeaders, check_token, error_response,
+    DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, MAX_REQUEST_HEAD_BYTES, SECURITY_HEADERS, BearerToken, BodyLimit,
+    HeadAsGet, HostAllowList, JsonErrorsH11Protocol, RateLimit, RateLimiter, SecurityHeaders, UrlEncoding,
+    check_token, error_response,
 )  # fmt: skip
 from qa.records import SearchFilters
 
@@ -70,6 +71,9 @@ MAX_HISTORY = 20
 MAX_DATE_CHARS = 64
 MAX_ARTICLE_ID_CHARS = 4096
 DEFAULT_RELOAD_INTERVAL_S = 1.0
+# How uvicorn should run the app: requests it cannot parse get the JSON error shape too,
+# and a request line may hold any question up to the length limit (qa serve uses these).
+UVICORN: dict[str, Any] = {"http": JsonErrorsH11Protocol, "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES}
 
 # ---------------------------------------------------------------------------
 # Request and response models (these are also the OpenAPI schema)
@@ -686,9 +690,10 @@ def _protect(app: FastAPI, *, token: str | None, allowed_hosts: Iterable[str], r
 
     Order, outermost first: security headers (so every refusal has them too), the
     Host check, the rate limit (before the token check: guessing tokens is limited
-    too), the token, the body limit, HEAD as GET.
+    too), the token, the body limit, the URL's encoding, HEAD as GET.
     """
     app.add_middleware(HeadAsGet)
+    app.add_middleware(UrlEncoding)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if token is not None:
         app.add_middleware(BearerToken, token=token)
@@ -746,7 +751,7 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Ite
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **UVICORN))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="qa-serve")
     thread.start()
     deadline = time.monotonic() + 60

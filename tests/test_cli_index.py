@@ -87,9 +87,9 @@ def test_ask_json_and_filters(built, capsys, monkeypatch):
     assert code == 0
     result = json.loads(out)
     assert result["question"] == "电信网络诈骗" and result["mode"] == "hybrid"
-    assert len(result["hits"]) == 4 and [h["rank"] for h in result["hits"]] == [1, 2, 3, 4]
-    assert {h["citation"]["source"] for h in result["hits"]} == {"新浪财经"}
-    hit = result["hits"][0]
+    assert len(result["passages"]) == 4 and [h["rank"] for h in result["passages"]] == [1, 2, 3, 4]
+    assert {h["citation"]["source"] for h in result["passages"]} == {"新浪财经"}
+    hit = result["passages"][0]
     assert set(hit) >= {"score", "text", "highlights", "best_sentence", "citation", "dense_score", "lexical_score"}
     code, out, _ = run(capsys, "ask", "电信网络诈骗", "--from", "2030-01-01", "--to", "2030-12-31")
     assert code == 0 and "no passages found" in out
@@ -131,7 +131,7 @@ def test_default_model_acceptance(default_index, capsys):
     def ask(question: str, k: int) -> list[dict]:
         code, out, _ = run(capsys, "ask", question, "--index", str(default_index), "-k", str(k), "--json")
         assert code == 0
-        return json.loads(out)["hits"]
+        return json.loads(out)["passages"]
 
     first = ask("2020年破获了多少电信网络诈骗案件？", 1)[0]
     assert "32.2万起" in first["text"] and first["citation"]["path"].startswith("000_")
