@@ -102,8 +102,9 @@ def _add_serve(sub) -> None:
         "machines, set a token (--token or QA_TOKEN).",
     )
     p.add_argument("--index", metavar="DIR", default=None, help="the index directory (default: $QA_INDEX, else index)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--host", default=None,
+                   help="address to listen on (default: $QA_HOST, else 127.0.0.1: this machine only)")  # fmt: skip
+    p.add_argument("--port", type=int, default=None, help="port (default: $QA_PORT, else 8000)")
     p.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
     p.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS",
                    help="how often to look for a newer index generation (default: 1)")  # fmt: skip
@@ -135,6 +136,21 @@ def _serve_protection(args) -> dict:
     return {"token": token, "allowed_hosts": hosts, "rate_limit": RateLimit.parse(args.rate_limit)}
 
 
+def _listen_address(args) -> tuple[str, int]:
+    """(host, port): --host/--port, else $QA_HOST/$QA_PORT, else 127.0.0.1:8000; ValueError for a bad port."""
+    import os
+
+    host = args.host or os.environ.get("QA_HOST") or "127.0.0.1"
+    port = args.port if args.port is not None else os.environ.get("QA_PORT") or 8000
+    try:
+        port = int(port)
+    except ValueError:
+        raise ValueError(f"QA_PORT must be a port number, not {port!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"the port must be from 0 to 65535, not {port}")
+    return host, port
+
+
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
@@ -154,10 +170,11 @@ def _cmd_serve(args) -> int:
 
     import uvicorn
 
-    from qa.server import create_app
+    from qa.server import UVICORN, create_app
 
     index_dir = Path(args.index or os.environ.get("QA_INDEX") or "index")
     try:
+        args.host, args.port = _listen_address(args)
         protection = _serve_protection(args)
     except ValueError as exc:
         print(f"qa serve: error: {exc}", file=sys.stderr)
@@ -167,8 +184,8 @@ def _cmd_serve(args) -> int:
         try:
             probe.bind((args.host, args.port))
         except OSError as exc:
-            print(f"qa serve: error: cannot listen on {args.host}:{args.port} ({exc.strerror}): "
-                  "pick another port with --port", file=sys.stderr)  # fmt: skip
+            print(f"qa serve: error: cannot listen on {args.host}:{args.port} ({exc.strerror}): pick another "
+                  "port with --port N or QA_PORT=N (bash scripts/start.sh reads QA_PORT)", file=sys.stderr)  # fmt: skip
             return EXIT_ERROR
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s", stream=sys.stderr)
     _ensure_model_for(index_dir, args.model, _model_cache_dir(args))
@@ -192,7 +209,7 @@ def _cmd_serve(args) -> int:
     if args.host in ("0.0.0.0", "::") and not args.allow_host:
         print("qa serve: note: only requests for 127.0.0.1, localhost or [::1] are answered: add --allow-host "
               "NAME for each name or address clients use", file=sys.stderr, flush=True)  # fmt: skip
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, **UVICORN)
     return EXIT_OK
 
 

@@ -25,15 +25,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -
     touch "$stamp"
 fi
 
-# Chromium for the browser tests (Debian packages; Playwright drives it, never downloads one).
-if [ "${QA_SKIP_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        echo "setup: installing Debian chromium + chromium-driver for the browser tests"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null
-    else
-        echo "setup: /usr/bin/chromium missing and cannot apt-get install it here: browser tests will be skipped"
-    fi
-fi
+# Chromium for the browser tests: only with consent (QA_INSTALL_BROWSER=1, or in CI).
+bash scripts/install_browser.sh
 
 # Build (or check) the default embedding model once, into the user cache.
 qa model --onnx >/dev/null  # and its ONNX export, the fast path for queries

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    pytest.skip("/usr/bin/chromium is missing: apt-get install chromium chromium-driver", allow_module_level=True)
+    pytest.skip("/usr/bin/chromium is missing: QA_INSTALL_BROWSER=1 bash scripts/test.sh installs Debian's "
+                "chromium (as root; or apt-get install chromium chromium-driver fonts-noto-cjk)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 ROOT = Path(__file__).resolve().parents[1]
