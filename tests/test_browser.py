@@ -241,13 +241,75 @@ def test_phone_width_english(page):
     page.screenshot(path=str(ARTIFACTS / "chat-phone.png"))
 
 
-def test_passages_without_any_question_word_are_flagged_as_weak(page):
+def test_passages_found_by_meaning_alone_are_described_not_judged(page):
+    """No passage shares a word with the question: the page says so, and that the passages
+    were found by meaning, without claiming they do not answer it (issue 13, item 4)."""
     answer = ask(page, "zyzzyva quixotic")  # no word of it occurs in any article
     assert answer.locator(".card").count() > 0  # the closest in meaning are still shown
     assert answer.locator(".card mark").count() == 0
-    assert answer.locator(".weak").is_visible()
+    notice = answer.locator(".by-meaning")
+    assert notice.is_visible()
+    text = notice.inner_text()
+    assert "按意思" in text and "词语" in text
+    assert not any(claim in text for claim in ("未必", "不能回答", "没有答案")), text
+    page.click("#lang")
+    answer = ask(page, "zyzzyva quixotic")
+    text = answer.locator(".by-meaning").inner_text()
+    assert "found by meaning" in text and "word" in text
+    assert not any(claim in text for claim in ("may not answer", "no answer", "not answer")), text
     answer = ask(page, SEED_QUESTION)
-    assert answer.locator(".weak").count() == 0
+    assert answer.locator(".by-meaning").count() == 0
+
+
+@pytest.fixture
+def english_browser_chinese_page(browser, server):
+    """An English-language browser showing the page in Chinese (the page's language switch)."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1200, "height": 900})
+    context.add_init_script("localStorage.setItem('qa-lang', 'zh')")
+    pg, errors = watched_page(context)
+    pg.goto(server + "/")
+    pg.wait_for_selector("#index-info:not(:empty)")
+    yield pg
+    errors += csp_violations(pg)
+    context.close()
+    assert errors == [], errors
+
+
+def test_dates_are_year_month_day_whatever_the_browser_locale(english_browser_chinese_page):
+    """The date filters take and show YYYY-MM-DD, not the browser's mm/dd/yyyy (item 8)."""
+    pg = english_browser_chinese_page
+    assert pg.locator("h1").inner_text() == "新闻问答"
+    pg.click("#filters summary")
+    for box in ("#date-from", "#date-to"):
+        assert pg.get_attribute(box, "type") == "text"  # a native date input shows the browser's format
+        assert pg.get_attribute(box, "placeholder") == "年-月-日"
+    pg.fill("#date-from", "2021-04-01")
+    pg.fill("#date-to", "2021-04-30")
+    pg.screenshot(path=str(ARTIFACTS / "chat-date-filters.png"))
+    assert pg.input_value("#date-from") == "2021-04-01"  # shown as typed
+    answer = ask(pg, SEED_QUESTION)
+    metas = answer.locator(".card .meta").all_inner_texts()
+    assert metas and all("2021-04-10" in m for m in metas), metas
+    pg.fill("#date-from", "04/01/2021")  # the browser's own format is refused, with the rule
+    assert pg.locator("#date-from:invalid").count() == 1
+    error = ask(pg, SEED_QUESTION).locator(".error")
+    assert error.is_visible() and "YYYY-MM-DD" in error.inner_text()
+
+
+@pytest.mark.parametrize("page", [({"width": 360, "height": 740}, "zh-CN")], indirect=True)
+def test_the_article_panel_close_button_stays_on_one_line_on_a_phone(page):
+    """关闭 is one line however long the title (item 8)."""
+    answer = ask(page, SEED_QUESTION)
+    answer.locator(".card button.read").first.click()
+    page.locator("#article .para.cited").first.wait_for()
+    close = page.locator("#article-close")
+    assert close.inner_text() == "关闭"
+    lines = close.evaluate("el => { const r = document.createRange(); r.selectNodeContents(el); "
+                           "return new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top))).size; }")
+    assert lines == 1, f"关闭 is broken over {lines} lines"
+    box, panel = close.bounding_box(), page.locator("#article").bounding_box()
+    assert box["x"] + box["width"] <= panel["x"] + panel["width"]  # inside the panel
+    page.screenshot(path=str(ARTIFACTS / "chat-phone-article.png"))
 
 
 # --- the page under its Content-Security-Policy, and with a token -------------------------

@@ -36,7 +36,8 @@
       paragraph: (n) => `第 ${n} 段`,
       score: "相关度",
       results: (n) => `找到 ${n} 个相关段落`,
-      weak: "这些段落都不含问题中的词语，只是意思上最接近的，未必回答了问题。",
+      byMeaning: "没有一个段落含有问题中的词语：这些段落是按意思检索到的。",
+      datePlaceholder: "年-月-日",
       examples: ["2020年破获了多少电信网络诈骗案件？", "公安部如何推进国际执法合作？", "李克强对打击电信诈骗有什么批示？"],
       noIndex: "索引还没有建好。",
       tokenTitle: "需要访问令牌",
@@ -78,7 +79,8 @@
       paragraph: (n) => `paragraph ${n}`,
       score: "score",
       results: (n) => `${n} relevant passage${n === 1 ? "" : "s"}`,
-      weak: "None of these passages contains the words of your question: they are only the closest in meaning and may not answer it.",
+      byMeaning: "No passage shares a word with your question: these passages were found by meaning.",
+      datePlaceholder: "YYYY-MM-DD",
       examples: ["2020年破获了多少电信网络诈骗案件？", "How does China fight telecom fraud across borders?", "What did Li Keqiang say about fraud?"],
       noIndex: "The index is not built yet.",
       tokenTitle: "Access token needed",
@@ -291,8 +293,12 @@
 
   function currentFilters() {
     const filters = {};
-    if ($("date-from").value) filters.date_from = $("date-from").value;
-    if ($("date-to").value) filters.date_to = $("date-to").value;
+    // Dates are typed as YYYY-MM-DD (or YYYY, YYYY-MM) in every language: a native date
+    // picker would show the browser's format (mm/dd/yyyy in an English browser), not the page's.
+    const from = $("date-from").value.trim();
+    const to = $("date-to").value.trim();
+    if (from) filters.date_from = from;
+    if (to) filters.date_to = to;
     const sources = selectedSources();
     if (sources.length) filters.sources = sources;
     return filters;
@@ -406,8 +412,10 @@
       return;
     }
     answer.append(el("p", "summary muted", `${t("results", passages.length)} · ${Math.round(body.took_ms)} ms`));
+    // A fact about the words, not a verdict on the answer: passages found by meaning alone
+    // (an English question over Chinese articles) can answer it well.
     if (passages.every((p) => !(p.highlights && p.highlights.length))) {
-      answer.append(el("p", "weak", t("weak")));
+      answer.append(el("p", "by-meaning", t("byMeaning")));
     }
     const list = el("ol", "cards");
     for (const passage of passages) list.append(renderCard(passage));
