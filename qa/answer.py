@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qa import errors
 from qa.conversation import analyze
 from qa.index import MAX_K, check_question
+from qa.index.filters import date_bound
 from qa.records import Citation, Hit, SearchFilters, SearchResult, Span
 
 MAX_TOP_K = MAX_K  # passages per answer: one limit for the library, the CLI and the API
@@ -182,6 +183,15 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+def check_date(name: str, value: str) -> None:
+    """The library's one date rule for the filter ``name`` (date_from or date_to), its
+    message led by that name: the API and the CLI refuse a date in the same words."""
+    try:
+        date_bound(value, end=name == "date_to")
+    except errors.InvalidQuery as exc:
+        raise errors.InvalidQuery(f"{name}: {exc}") from None
+
+
 def ask(index: Any, question: str, *, history: Sequence[str] = (), k: int = 5, mode: str = "hybrid",
         filters: SearchFilters | None = None) -> Answer:  # fmt: skip
     """Search ``index`` for ``question`` asked after ``history`` (earlier questions, oldest first).
@@ -193,6 +203,10 @@ def ask(index: Any, question: str, *, history: Sequence[str] = (), k: int = 5, m
     """
     started = time.perf_counter()
     turn = analyze(check_question(question), history)
+    for name in ("date_from", "date_to"):
+        value = getattr(filters, name, None)
+        if isinstance(value, str) and value.strip():
+            check_date(name, value)
     result = index.search(turn.searched, k=k, mode=mode, filters=filters)
     return Answer.from_result(turn.question, result, follow_up=turn.is_follow_up,
                               took_ms=(time.perf_counter() - started) * 1000.0)  # fmt: skip

@@ -53,10 +53,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa import errors
-from qa.answer import INVALID_REQUEST, MAX_TOP_K, Answer, ErrorOut, Mode, error_status
+from qa.answer import INVALID_REQUEST, MAX_TOP_K, Answer, ErrorOut, Mode, check_date, error_status
 from qa.answer import ask as answer_question
 from qa.index import MAX_QUESTION_CHARS, check_question
-from qa.index.filters import check_filters, date_bound
+from qa.index.filters import check_filters
 from qa.middleware import (
     DEFAULT_MAX_BODY_BYTES, LOOPBACK_HOSTS, MAX_REQUEST_HEAD_BYTES, SECURITY_HEADERS, BearerToken, BodyLimit,
     HeadAsGet, HostAllowList, JsonErrorsH11Protocol, RateLimit, RateLimiter, SecurityHeaders, UrlEncoding,
@@ -150,9 +150,9 @@ class Filters(BaseModel):
         if value is None or not value.strip():
             return None
         try:
-            date_bound(value, end=info.field_name == "date_to")
+            check_date(info.field_name, value)
         except errors.InvalidQuery as exc:
-            raise ValueError(str(exc)) from None
+            raise _library_rule(str(exc)) from None
         return value.strip()
 
     @model_validator(mode="after")
