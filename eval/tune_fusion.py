@@ -233,6 +233,8 @@ METHODS: dict[str, tuple[Callable[[Candidates, float], list[int]], list[float] |
     "lexical (BM25)": (lambda c, w: list(c.lex_rows), None),
     "RRF, zero-score lexical hits vote (the old baseline)": (
         lambda c, w: _rows(fusion.rrf(c.dense_rows, c.lex_all_rows)), None),
+    "RRF k=60, real matches only (standard, equal weights)": (
+        lambda c, w: _rows(fusion.rrf(c.dense_rows, c.lex_rows)), None),
     "RRF k=60, real matches only, lexical weight tuned": (
         lambda c, w: _rows(fusion.rrf(c.dense_rows, c.lex_rows, lexical_weight=w)),
         [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0]),
