@@ -129,6 +129,7 @@ class Chat:
         self.say(dim(summary(answer), self.color))
         if not any(p.get("highlights") for p in answer["passages"]):
             self.say(dim("No passage shares a word with your question: these were found by meaning.", self.color))
+        self.say()
 
     # -- commands ----------------------------------------------------------
 
@@ -170,13 +171,14 @@ class Chat:
 
     def _set_date(self, which: str, arg: str) -> None:
         """Set (or, without a date, clear) one bound, checked by the library's one date rule."""
-        from qa.index.filters import check_filters, date_bound
+        from qa.answer import check_date
+        from qa.index.filters import check_filters
         from qa.records import SearchFilters
 
         value = arg or None
         try:
             if value is not None:
-                date_bound(value, end=which == "date_to")
+                check_date(which, value)
             bounds = {"date_from": self.settings.date_from, "date_to": self.settings.date_to, which: value}
             check_filters(SearchFilters(**bounds))
         except QAError as exc:
