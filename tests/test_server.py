@@ -326,6 +326,64 @@ def test_bad_query_strings_get_clear_errors(client, params, needle):
     assert needle in message
 
 
+def raw_request(url: str, request_line: bytes, pieces: int = 1) -> tuple[int, dict]:
+    """Send a request line as a client would that does not percent-encode (curl with a raw URL),
+    in ``pieces`` writes; (status, JSON body) of the answer."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    data = request_line + b"\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    size = -(-len(data) // pieces)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        for start in range(0, len(data), size):
+            try:
+                s.sendall(data[start : start + size])
+            except OSError:  # refused before the whole line was sent
+                break
+            time.sleep(0.01 if pieces > 1 else 0)
+        received = b""
+        while chunk := s.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"application/json" in head.lower() and b"content-security-policy" in head.lower(), head
+    payload = json.loads(body)
+    assert set(payload) == {"error"} and set(payload["error"]) == {"code", "message"}, payload
+    return int(head.split()[1]), payload
+
+
+@pytest.fixture(scope="module")
+def served(corpus):
+    with serve_in_thread(create_app(corpus[1], embedder=HashEmbedder())) as url:
+        yield url
+
+
+def test_a_url_that_is_not_percent_encoded_gets_the_json_error(served):
+    """What curl sends for the README's old example: uvicorn cannot parse it, and says so in JSON."""
+    for line in (f"GET /api/ask?q={SEED_QUESTION}&k=3 HTTP/1.1", "GET /api/ask?q=telecom fraud HTTP/1.1"):
+        status, body = raw_request(served, line.encode("utf-8"))
+        assert status == 400 and body["error"]["code"] == "bad_request"
+        assert "--data-urlencode" in body["error"]["message"]
+
+
+def test_percent_escapes_that_are_not_utf8_are_refused(served):
+    for target in ("/api/ask?q=%FF%FE", "/api/ask?q=%E5%B9", "/api/articles/%FF"):
+        status, body = raw_request(served, f"GET {target} HTTP/1.1".encode())
+        assert status == 400 and "not UTF-8 once percent-decoded" in body["error"]["message"], target
+    r = httpx.get(served + "/api/ask?q=%E5%B9%B4+%E5%B9%B4&mode=lexical")  # UTF-8 escapes: searched
+    assert r.status_code == 200 and r.json()["question"] == "年 年"
+
+
+def test_a_long_question_over_get_gets_the_apis_own_answer(served):
+    """A question past the length limit but within 64 KB reaches the app (422, the library's
+    message), even when it arrives in pieces; a request line beyond 64 KB is a JSON 414."""
+    too_long = quote("问" * 2000)  # 18 KB percent-encoded: past h11's default 16 KB
+    status, body = raw_request(served, f"GET /api/ask?q={too_long} HTTP/1.1".encode(), pieces=12)
+    assert status == 422 and body["error"] == {
+        "code": "invalid_request", "message": "the question is too long (2000 characters; at most 1000)"}
+    status, body = raw_request(served, f"GET /api/ask?q={quote('问' * 8000)} HTTP/1.1".encode(), pieces=40)
+    assert status == 414 and body["error"]["code"] == "uri_too_long" and "POST" in body["error"]["message"]
+
+
 def test_unknown_routes_and_methods_are_json(client):
     assert_error(client.get("/api/nothing-here"), 404, "not_found")
     assert_error(client.delete("/api/ask"), 405, "method_not_allowed")
@@ -554,9 +612,9 @@ def test_qa_serve_command(corpus, tmp_path):
     import sys
 
     port = _free_port()
-    env = {**os.environ, "QA_INDEX": str(corpus[1])}  # the default for --index
+    env = {**os.environ, "QA_INDEX": str(corpus[1]), "QA_PORT": str(port)}  # the defaults for --index and --port
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "qa.cli", "serve", "--log-level", "warning"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     try:
@@ -573,14 +631,20 @@ def test_qa_serve_command(corpus, tmp_path):
         assert r.status_code == 200 and r.json()["status"] == "ok"
         r = httpx.get(f"http://127.0.0.1:{port}/api/ask", params={"q": SEED_QUESTION, "mode": "lexical"})
         assert "32.2万起" in r.json()["passages"][0]["text"]
+        status, body = raw_request(f"http://127.0.0.1:{port}", f"GET /api/ask?q={SEED_QUESTION} HTTP/1.1".encode())
+        assert status == 400 and body["error"]["code"] == "bad_request"  # qa serve runs uvicorn our way
 
-        # the port is now taken: a second server says so and exits 2
+        # the port is now taken: a second server says so, naming both ways to pick another, and exits 2
         second = subprocess.run(
-            [sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path), "--port", str(port)],
-            capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path)],
+            capture_output=True, text=True, timeout=60, env=env,
         )  # fmt: skip
         assert second.returncode == 2
-        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr and "--port" in second.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+        assert "--port N or QA_PORT=N" in second.stderr and "start.sh reads QA_PORT" in second.stderr
+        refused = subprocess.run([sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path)],
+                                 capture_output=True, text=True, timeout=60, env={**env, "QA_PORT": "eighty"})  # fmt: skip
+        assert refused.returncode == 2 and "QA_PORT must be a port number, not 'eighty'" in refused.stderr
         # a model that cannot be loaded: one line, exit 2, before listening
         bad = subprocess.run(
             [sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path), "--port", str(_free_port()),
