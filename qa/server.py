@@ -14,12 +14,15 @@ endpoints through a dependency (no module globals). The holder
 - shares one embedding model across versions (the model is loaded once).
 
 Searches are CPU-bound and run in FastAPI's threadpool (the endpoints are
-plain ``def``). Every error is JSON of one shape,
+plain ``def``). An answer is :class:`qa.answer.Answer`, the one shape ``qa ask
+--json`` prints too. Every error is JSON of one shape,
 ``{"error": {"code": ..., "message": ...}}``: domain errors from
-:mod:`qa.errors` are mapped to statuses in one handler, request validation
-errors become 422 (400 for a body that is not JSON). Input is checked by the
-library's own rules (``check_question``, ``date_bound``), so the API, the CLI
-and the library accept the same questions and dates.
+:mod:`qa.errors` are mapped to statuses by :data:`qa.answer.ERRORS`, request
+validation errors become 422 ``invalid_request`` (400 for a body that is not
+JSON). Input is checked by the library's own rules (``check_question``,
+``date_bound``, k from 1 to ``MAX_K``) with the library's messages, so the
+API, the CLI and the library accept the same questions and dates and refuse
+the rest in the same words.
 
 The app is wrapped in the guards of :mod:`qa.middleware` (security headers,
 Host allow-list, rate limit, bearer token, body limit, HEAD), configured by
