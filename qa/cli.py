@@ -496,6 +496,8 @@ def _cmd_ask(args) -> int:
     try:
         search = _search_backend(args)
         try:
+            if args.mode != "lexical" and not args.server:
+                search.warm_up()  # load the model first: the search time shown is then the search's, as a server's
             answer = search.ask(args.question, k=args.k, mode=args.mode, filters=_filters(args))
         finally:
             search.close()
