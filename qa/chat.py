@@ -158,10 +158,27 @@ class Chat:
         if not arg:
             self.settings.sources.clear()
         else:
-            name = _unquote(arg)
+            name = self._known_source(_unquote(arg))
+            if name is None:
+                return
             if name not in self.settings.sources:
                 self.settings.sources.append(name)
         self.say(self.settings.describe())
+
+    def _known_source(self, name: str) -> str | None:
+        """The index's own spelling of ``name`` (case aside), or None after saying there is none."""
+        try:
+            names = [s["name"] for s in self.search.stats()["sources"]]
+        except QAError as exc:
+            self.say(f"error: {exc}")
+            return None
+        if name in names:
+            return name
+        same = [n for n in names if n.casefold() == name.casefold()]
+        if len(same) == 1:
+            return same[0]
+        self.say(f"error: no outlet named {name!r} in the index; :sources lists them")
+        return None
 
     def cmd_from(self, arg: str) -> None:
         self._set_date("date_from", arg)
@@ -246,12 +263,10 @@ def run(chat: Chat, history_file: Path | None = None) -> None:
     try:
         while True:
             try:
-                line = input(PROMPT)
-            except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as a shell does
+                if not chat.handle(input(PROMPT)):
+                    break
+            except KeyboardInterrupt:  # Ctrl-C drops the line being typed (or the search), as a shell does
                 chat.say()
-                continue
-            if not chat.handle(line):
-                break
     except EOFError:
         chat.say()
     finally:

@@ -497,7 +497,7 @@ def _cmd_ask(args) -> int:
         search = _search_backend(args)
         try:
             if args.mode != "lexical" and not args.server:
-                search.warm_up()  # load the model first: the search time shown is then the search's, as a server's
+                search.warm_up(args.mode)  # load the model first: the search time shown is then the search's
             answer = search.ask(args.question, k=args.k, mode=args.mode, filters=_filters(args))
         finally:
             search.close()
@@ -564,7 +564,7 @@ def _cmd_chat(args) -> int:
         print("qa chat: loading the model…", file=sys.stderr, flush=True)
     search = _search_backend(args)
     try:
-        search.warm_up()
+        search.warm_up(args.mode)
         stats = search.stats()
         settings = Settings(k=args.k, mode=args.mode, date_from=args.date_from, date_to=args.date_to,
                             sources=list(args.source))  # fmt: skip

@@ -61,9 +61,9 @@ class LocalSearch:
         sources = [{"name": name, "articles": n} for name, n in self.index.sources()]
         return {"articles": s.articles, "chunks": s.chunks, "sources": sources}
 
-    def warm_up(self) -> None:
-        """Load the model and the tokenizer now, not during the first question."""
-        self.index.search("warm-up 预热", k=1, mode="hybrid")
+    def warm_up(self, mode: str = "hybrid") -> None:
+        """Load what ``mode`` needs now (the tokenizer; the model unless lexical), not during a question."""
+        self.index.search("warm-up 预热", k=1, mode=mode)
 
     def close(self) -> None:
         self.index.close()
@@ -97,8 +97,8 @@ class RemoteSearch:
     def stats(self) -> dict[str, Any]:
         return self._request("/api/stats")
 
-    def warm_up(self) -> None:
-        """Nothing to load here; checks the server answers (and the token)."""
+    def warm_up(self, mode: str = "hybrid") -> None:
+        """Nothing to load here: the server has its model. Checks it answers (and takes the token)."""
         self.stats()
 
     def close(self) -> None:

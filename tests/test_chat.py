@@ -120,6 +120,8 @@ def test_a_conversation_in_a_terminal(index_dir, home):
     metas = [line.strip() for line in answer.splitlines() if " · ¶" in line]
     assert metas and all(m.startswith("新浪财经") for m in metas), answer
     assert "sources: all" in term.line(":source")
+    assert "error: no outlet named 'Daily Nowhere'" in term.line(":source 'Daily Nowhere'")
+    assert "sources: all" in term.line(":settings")
 
     assert "dates 2030 to …" in term.line(":from 2030")
     assert "no passages found (try fewer filters" in term.line(QUESTION)
