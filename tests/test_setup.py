@@ -77,3 +77,12 @@ def test_setup_and_ci_use_it():
     setup = (ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
     assert "bash scripts/install_browser.sh" in setup and "apt-get" not in setup
     assert "export QA_INSTALL_BROWSER=1" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_start_sh_takes_the_port_the_way_its_message_says():
+    """qa serve reads QA_PORT itself and names it when the port is taken (tests/test_server.py):
+    start.sh passes no --port that would hide it."""
+    start = (ROOT / "scripts" / "start.sh").read_text(encoding="utf-8")
+    serve = next(line for line in start.splitlines() if "qa serve" in line and not line.startswith("#"))
+    assert "--port" not in serve and "--host" not in serve
+    assert "QA_PORT=8001 bash scripts/start.sh" in start
