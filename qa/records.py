@@ -98,6 +98,7 @@ class Hit:
     citation: Citation
     dense_score: float | None = None  # cosine similarity, when dense ran
     lexical_score: float | None = None  # BM25 score, when lexical ran
+    relevance: float | None = None  # calibrated 0-1: the estimated chance the passage answers (qa.relevance)
 
     @property
     def highlighted(self) -> str:
@@ -130,6 +131,9 @@ class SearchResult:
     mode: str  # "dense" | "lexical" | "hybrid"
     hits: tuple[Hit, ...]
     seconds: float
+    # does the archive answer it? False: no passage is relevant enough (the hits are only the nearest);
+    # None: not known (the model has no calibration). See qa.relevance.
+    answerable: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,17 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+import qa.index.bm25 as bm25
+from qa import relevance
 from qa.embed import Embedder
 from qa.errors import IndexCorrupt, InvalidQuery, QAError
 from qa.fusion import Fused, fuse
 from qa.highlight import highlight
-import qa.index.bm25 as bm25
 from qa.index.ann import AnnParams, SegmentVectors, load_ann, top
 from qa.index.catalog import Catalog, SegmentRecord
 from qa.index.filters import FilterPlan, plan
@@ -332,9 +333,22 @@ class Index:
             raise InvalidQuery(f"max_per_article must be a whole number of at least 1, not {cap!r}")
         filter_plan = plan(filters, lambda table, names: self.catalog.ids_for(table, names, create=False))
         masks = self._masks(filter_plan)
-        candidates, rows_by_key = self._candidates(question, mode, max(100, 5 * k), masks)
+        candidates, rows_by_key, pool = self._candidates(question, mode, max(100, 5 * k), masks)
         hits = self._hits(question, candidates, rows_by_key, k, cap)
-        return SearchResult(question=question, mode=mode, hits=hits, seconds=time.perf_counter() - started)
+        hits, answerable = self._judge(hits, mode, pool)
+        return SearchResult(question=question, mode=mode, hits=hits, seconds=time.perf_counter() - started,
+                            answerable=answerable)  # fmt: skip
+
+    def _judge(self, hits: tuple[Hit, ...], mode: str, pool: relevance.Pool) -> tuple[tuple[Hit, ...], bool | None]:
+        """Each hit's calibrated relevance, and whether the best reaches the answerable threshold."""
+        calibration = relevance.find(self.meta.get("model", ""), mode)
+        if calibration is None:
+            return hits, None
+        judged = tuple(
+            replace(h, relevance=round(calibration.relevance(relevance.features(pool, h.dense_score, h.lexical_score)), 4))
+            for h in hits
+        )  # fmt: skip
+        return judged, any(h.relevance >= calibration.threshold for h in judged)
 
     def _masks(self, filter_plan: FilterPlan) -> dict[int, np.ndarray | None]:
         live = self._version.live
@@ -342,8 +356,8 @@ class Index:
             return live
         return {seg.id: filter_plan.mask(seg.data, live[seg.id]) for seg in self._version.segments}
 
-    def _candidates(self, question: str, mode: str, n: int, masks: dict) -> tuple[list[Fused], dict[int, int]]:
-        """Fused candidates, identified by chunk key, and key -> row."""
+    def _candidates(self, question: str, mode: str, n: int, masks: dict) -> tuple[list[Fused], dict[int, int], relevance.Pool]:
+        """Fused candidates, identified by chunk key; key -> row; what the candidates say of one another."""
         dense = lex = None
         tokens: list[str] = []
         lexical_max = 0.0
@@ -357,14 +371,15 @@ class Index:
         for found in (dense, lex):
             if found is not None:
                 rows_by_key.update(zip(found[2].tolist(), found[0].tolist()))
+        pool = relevance.Pool.of(dense[1] if dense is not None else None, lexical_max, question)
         if mode == "dense":
-            return [Fused(int(key), float(s), float(s), None) for key, s in zip(dense[2], dense[1])], rows_by_key
+            return [Fused(int(key), float(s), float(s), None) for key, s in zip(dense[2], dense[1])], rows_by_key, pool
         if mode == "lexical":
-            return [Fused(int(key), float(s), None, float(s)) for key, s in zip(lex[2], lex[1])], rows_by_key
+            return [Fused(int(key), float(s), None, float(s)) for key, s in zip(lex[2], lex[1])], rows_by_key, pool
         fused = fuse(
             dense[2], dense[1], lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max,
         )  # candidates are named by their keys, so ties break alike in every build
-        return fused, rows_by_key
+        return fused, rows_by_key, pool
 
     def _dense(self, query: np.ndarray, n: int, masks: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``n`` nearest (rows, cosines, keys) over every segment."""
