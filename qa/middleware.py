@@ -370,25 +370,26 @@ class BodyLimit:
         if size is not None and size > self.max_bytes:
             drained = size <= MAX_DRAIN_BYTES and await _drain(receive, MAX_DRAIN_BYTES)
             return await self._refuse(scope, receive, send, drained)
-        body = await self._read(receive)
-        if body is None:
-            return await self._refuse(scope, receive, send, await _drain(receive, MAX_DRAIN_BYTES))
+        body, ended = await self._read(receive)
+        if body is None:  # nothing left to drain when the chunk that passed the limit was the last
+            return await self._refuse(scope, receive, send, ended or await _drain(receive, MAX_DRAIN_BYTES))
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read(self, receive: Receive) -> bytes | None:
-        """The whole body, or None once it passes the limit."""
+    async def _read(self, receive: Receive) -> tuple[bytes | None, bool]:
+        """(the whole body, or None once it passes the limit; whether the client has sent all of it)."""
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
-                return b"".join(chunks)
+                return b"".join(chunks), False
             chunk = message.get("body", b"")
+            ended = not message.get("more_body", False)
             size += len(chunk)
             if size > self.max_bytes:
-                return None
+                return None, ended
             chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+            if ended:
+                return b"".join(chunks), True
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, drained: bool) -> None:
         response = error_response(
