@@ -11,12 +11,13 @@ typed records of :mod:`qa.records` (:class:`~qa.records.SearchResult`,
      "follow_up": true,
      "mode": "hybrid",
      "took_ms": 41.7,                       # the search itself (timing: not part of the answer)
+     "answerable": true,                    # a passage is relevant enough (null: no calibration)
      "passages": [{"rank": 1, "score": 0.83, "chunk_id": "…", "text": "…",
                    "highlights": [[18, 23]],        # [start, end) offsets into text
                    "best_sentence": [0, 60],        # or null
                    "citation": {"article_id", "title", "source", "url", "published",
                                 "paragraphs": "¶6", "para_start", "para_end", "path"},
-                   "dense_score": 0.83, "lexical_score": 11.2}]}
+                   "dense_score": 0.83, "lexical_score": 11.2, "relevance": 0.91}]}
 
 Errors have one shape too, ``{"error": {"code", "message"}}``, with one code
 per kind of failure (:data:`ERRORS`): the CLI prints the same code and
@@ -106,6 +107,9 @@ class Passage(BaseModel):
     citation: CitationOut
     dense_score: float | None = Field(None, description="Cosine similarity, when dense search ran.")
     lexical_score: float | None = Field(None, description="BM25 score, when lexical search ran.")
+    relevance: float | None = Field(
+        None, description="Calibrated 0-1: the estimated chance the passage answers; null without a calibration."
+    )
 
     @classmethod
     def from_hit(cls, hit: Hit) -> Passage:
@@ -113,7 +117,7 @@ class Passage(BaseModel):
             rank=hit.rank, score=hit.score, chunk_id=hit.chunk_id, text=hit.text,
             highlights=[(s.start, s.end) for s in hit.highlights], best_sentence=_pair(hit.best_sentence),
             citation=CitationOut.from_citation(hit.citation), dense_score=hit.dense_score,
-            lexical_score=hit.lexical_score,
+            lexical_score=hit.lexical_score, relevance=getattr(hit, "relevance", None),
         )  # fmt: skip
 
 
@@ -123,6 +127,7 @@ _EXAMPLE = {
     "follow_up": True,
     "mode": "hybrid",
     "took_ms": 41.7,
+    "answerable": True,
     "passages": [
         {
             "rank": 1,
@@ -144,6 +149,7 @@ _EXAMPLE = {
             },
             "dense_score": 0.83,
             "lexical_score": 11.2,
+            "relevance": 0.91,
         }
     ],
 }
@@ -159,6 +165,10 @@ class Answer(BaseModel):
     follow_up: bool = Field(False, description="Whether the question was searched with the earlier ones.")
     mode: Mode
     took_ms: float = Field(description="Time the search took, in milliseconds.")
+    answerable: bool | None = Field(
+        None, description="Whether a passage is relevant enough to answer (false: these are only the nearest); "
+        "null when the model has no calibration."
+    )
     passages: list[Passage]
 
     @classmethod
@@ -166,7 +176,8 @@ class Answer(BaseModel):
         """The answer to ``question``, whose searched form gave ``result``."""
         return cls(
             question=question, searched=result.question, follow_up=follow_up, mode=result.mode,  # type: ignore[arg-type]
-            took_ms=round(took_ms, 2), passages=[Passage.from_hit(hit) for hit in result.hits],
+            took_ms=round(took_ms, 2), answerable=getattr(result, "answerable", None),
+            passages=[Passage.from_hit(hit) for hit in result.hits],
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:

@@ -82,7 +82,8 @@ def test_the_library_json_form_is_the_same(index_dir, client):
     assert untimed(answer.to_json()) == untimed(api)
     first = answer.to_json()["passages"][0]
     assert set(first) == {"rank", "score", "chunk_id", "text", "highlights", "best_sentence", "citation",
-                          "dense_score", "lexical_score"}  # fmt: skip
+                          "dense_score", "lexical_score", "relevance"}  # fmt: skip
+    assert "answerable" in answer.to_json()
     assert all(isinstance(span, list) and len(span) == 2 for span in first["highlights"])  # [start, end]
     assert first["citation"]["paragraphs"].startswith("¶")
 
@@ -170,3 +171,22 @@ def test_a_history_item_that_is_not_a_string_says_what_one_is(client):
     assert r.status_code == 422
     message = r.json()["error"]["message"]
     assert message.startswith("history.0: each history item is an earlier question, as a string"), message
+
+
+def test_every_field_of_the_records_reaches_the_json():
+    """The shape is built from the records: what a Hit and a SearchResult carry, the JSON carries."""
+    from qa.records import Citation, Hit, SearchResult, Span
+
+    citation = Citation("a1", "标题", "联合早报", None, "2021-04-10T09:42:12Z", 3, 4, "000.md")
+    hit = Hit(1, 0.5, "c1", "正文。", (Span(0, 2),), Span(0, 3), citation, 0.5, 2.0, relevance=0.25)
+    result = SearchResult("正文", "hybrid", (hit,), 0.01, answerable=False)
+    got = Answer.from_result("正文", result, follow_up=False, took_ms=10.0).to_json()
+    assert got == {
+        "question": "正文", "searched": "正文", "follow_up": False, "mode": "hybrid", "took_ms": 10.0,
+        "answerable": False,
+        "passages": [{"rank": 1, "score": 0.5, "chunk_id": "c1", "text": "正文。", "highlights": [[0, 2]],
+                      "best_sentence": [0, 3], "dense_score": 0.5, "lexical_score": 2.0, "relevance": 0.25,
+                      "citation": {"article_id": "a1", "title": "标题", "source": "联合早报", "url": None,
+                                   "published": "2021-04-10T09:42:12Z", "paragraphs": "¶3–4", "para_start": 3,
+                                   "para_end": 4, "path": "000.md"}}],
+    }  # fmt: skip
