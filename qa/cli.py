@@ -173,6 +173,7 @@ def _cmd_serve(args) -> int:
     from qa.server import UVICORN, create_app
 
     index_dir = Path(args.index or os.environ.get("QA_INDEX") or "index")
+    _check_model_option(args)
     try:
         args.host, args.port = _listen_address(args)
         protection = _serve_protection(args)
@@ -254,6 +255,13 @@ def _ensure_model_for(index_dir, model, cache_dir) -> None:
         except (OSError, ValueError, KeyError, TypeError):
             return
     _ensure_default_model(model, cache_dir)
+
+
+def _check_model_option(args) -> None:
+    """Refuse a --model the CLI does not offer (the test model) before anything is read or loaded."""
+    from qa.loader import check_offered
+
+    check_offered(args.model)
 
 
 def _model_cache_dir(args):
@@ -345,6 +353,7 @@ def _cmd_index(args) -> int:
     from qa.records import ReadReport
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    _check_model_option(args)
     started = time.perf_counter()
     index_dir = _index_dir(args)
     manifest_path = index_dir / MANIFEST
@@ -449,6 +458,7 @@ def _search_backend(args):
 
     from qa.client import LocalSearch, RemoteSearch, check_server_url
 
+    _check_model_option(args)
     if args.server:
         if args.index or args.model:
             raise QAError("--server asks a running server, which has its own index and model: "
@@ -560,6 +570,7 @@ def _chat_history_file(args):
 def _cmd_chat(args) -> int:
     from qa.chat import Chat, Settings, run
 
+    _check_model_option(args)  # before saying a model is loading
     if args.mode != "lexical" and not args.server:
         print("qa chat: loading the model…", file=sys.stderr, flush=True)
     search = _search_backend(args)

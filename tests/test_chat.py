@@ -2,7 +2,7 @@
 
 The chat runs as a person runs it: the installed `qa` command on a terminal (the
 standard library's pty), readline included, over a small index built with the fake
-model. It answers with citations and links, resolves follow-ups as the page does,
+model (by the library: the CLI does not offer it, but opens an index that names it). It answers with citations and links, resolves follow-ups as the page does,
 takes the commands, and keeps its line history in the user's cache between sessions.
 """
 
@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.cli import main
+from qa.embed import HashEmbedder
+from qa.index import sync_folders
+from qa.records import ReadReport
 from qa.server import create_app, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +38,7 @@ PROMPT = "\n? "
 def index_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("chat")
     shutil.copytree(ROOT / "examples" / "articles", base / "articles")
-    assert main(["index", str(base / "articles"), "--index", str(base / "index"), "--model", "hash", "--quiet"]) == 0
+    sync_folders(base / "index", [base / "articles"], HashEmbedder(), ReadReport(), progress=False)  # as `qa index`
     return base / "index"
 
 

@@ -1,4 +1,9 @@
-"""`qa index` and `qa ask`: the fake model for plumbing, the default model for the acceptance questions."""
+"""`qa index` and `qa ask`: the fake model for plumbing, the default model for the acceptance questions.
+
+The fake model is the library's and the tests' only: the CLI refuses it, so the
+plumbing index is built through the library (as `qa index` builds it) and the
+CLI is run on it, loading the model the index names.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from qa.cli import main
+from qa.embed import HashEmbedder
+from qa.index import sync_folders
+from qa.records import ReadReport
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "articles"
@@ -28,10 +36,10 @@ def folder(tmp_path) -> Path:
 
 
 @pytest.fixture
-def built(folder, tmp_path, capsys) -> Path:
+def built(folder, tmp_path) -> Path:
+    """The folder indexed with the fake model by the library, as `qa index` would (files seen recorded)."""
     index = tmp_path / "index"
-    code, out, _ = run(capsys, "index", str(folder), "--index", str(index), "--model", "hash", "--quiet")
-    assert code == 0, out
+    sync_folders(index, [folder], HashEmbedder(), ReadReport(), progress=False)
     return index
 
 
@@ -66,9 +74,24 @@ def test_index_empty_folder_leaves_index(built, tmp_path, capsys):
     assert code == 2 and "missing" in err
 
 
+@pytest.mark.slow
 def test_index_model_mismatch(built, folder, capsys):
-    code, _, err = run(capsys, "index", str(folder), "--index", str(built), "--model", "hash-32", "--quiet")
+    code, _, err = run(capsys, "index", str(folder), "--index", str(built), "--model", "default", "--quiet")
     assert code == 2 and "built with the model 'hash-embedder-64'" in err
+
+
+@pytest.mark.parametrize("name", ["hash", "hash-32", "hash-embedder-64"])
+@pytest.mark.parametrize("command", [["index", "FOLDER", "--index", "NEW"], ["ask", "问题", "--index", "BUILT"],
+                                     ["chat", "--index", "BUILT"], ["serve", "--index", "BUILT", "--port", "0"]])
+def test_the_test_model_is_not_offered(command, name, built, folder, tmp_path, capsys):
+    """`--model hash` is refused by every command, in one line saying it is a test model,
+    before anything is read, written or loaded."""
+    where = {"FOLDER": str(folder), "NEW": str(tmp_path / "new"), "BUILT": str(built)}
+    code, out, err = run(capsys, *[where.get(a, a) for a in command], "--model", name)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and f"'{name}' is a test model" in err, err
+    assert err.startswith(f"qa {command[0]}: error: ")
+    assert not (tmp_path / "new").exists()
 
 
 def test_ask_text(built, capsys):

@@ -37,7 +37,10 @@ from pathlib import Path
 
 import pytest
 
-from qa.cli import _build_parser, main
+from qa.cli import _build_parser
+from qa.embed import HashEmbedder
+from qa.index import sync_folders
+from qa.records import ReadReport
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = ("README.md", "eval/README.md")
@@ -114,13 +117,13 @@ def free_port() -> int:
 
 def fresh_copy(base: Path, *, with_index: bool) -> Path:
     """What a fresh clone holds that the examples use: examples/articles and .venv (and,
-    for examples that need one, the index `bash scripts/start.sh` builds, with the fake model)."""
+    for examples that need one, the index `bash scripts/start.sh` builds, with the fake model:
+    built by the library, as `qa index` builds it, since the CLI does not offer that model)."""
     base.mkdir(parents=True)
     shutil.copytree(ROOT / "examples" / "articles", base / "examples" / "articles")
     (base / ".venv").symlink_to(ROOT / ".venv")
     if with_index:
-        index = str(base / "index")
-        assert main(["index", str(base / "examples" / "articles"), "--index", index, "--model", "hash", "--quiet"]) == 0
+        sync_folders(base / "index", [base / "examples" / "articles"], HashEmbedder(), ReadReport(), progress=False)
     return base
 
 

@@ -3,8 +3,8 @@
 ``qa ask --json``, ``qa ask --server URL --json``, ``GET /api/ask``, ``POST /api/ask``
 and the library's :meth:`qa.answer.Answer.to_json` describe the same search with the
 same JSON, refuse the same mistakes with the same code and message, and share one
-limit on k. A small index built by ``qa index`` with the fake model (the CLI and the
-server both load the model the index names).
+limit on k. A small index built with the fake model by the library, as ``qa index``
+builds it (the CLI and the server both load the model the index names).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from fastapi.testclient import TestClient
 
 from qa.answer import MAX_TOP_K, Answer, ask
 from qa.cli import main
-from qa.index import MAX_K, Index
-from qa.records import SearchFilters
+from qa.embed import HashEmbedder
+from qa.index import MAX_K, Index, sync_folders
+from qa.records import ReadReport, SearchFilters
 from qa.server import create_app, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ LOCAL = "http://127.0.0.1"
 def index_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("shape")
     shutil.copytree(ROOT / "examples" / "articles", base / "articles")
-    assert main(["index", str(base / "articles"), "--index", str(base / "index"), "--model", "hash", "--quiet"]) == 0
+    sync_folders(base / "index", [base / "articles"], HashEmbedder(), ReadReport(), progress=False)  # as `qa index`
     return base / "index"
 
 
