@@ -17,7 +17,8 @@ typed records of :mod:`qa.records` (:class:`~qa.records.SearchResult`,
                    "best_sentence": [0, 60],        # or null
                    "citation": {"article_id", "title", "source", "url", "published",
                                 "paragraphs": "¶6", "para_start", "para_end", "path"},
-                   "dense_score": 0.83, "lexical_score": 11.2, "relevance": 0.91}]}
+                   "dense_score": 0.83, "lexical_score": 11.2, "relevance": 0.91,
+                   "language": "zh-Hans"}]}         # the passage's own (qa.lang), for a page's lang
 
 Errors have one shape too, ``{"error": {"code", "message"}}``, with one code
 per kind of failure (:data:`ERRORS`): the CLI prints the same code and
@@ -39,10 +40,12 @@ from qa import errors
 from qa.conversation import analyze
 from qa.index import MAX_K, check_question
 from qa.index.filters import date_bound
+from qa.lang import detect_language
 from qa.records import Citation, Hit, SearchFilters, SearchResult, Span
 
 MAX_TOP_K = MAX_K  # passages per answer: one limit for the library, the CLI and the API
 Mode = Literal["dense", "lexical", "hybrid"]
+Language = Literal["zh-Hans", "zh-Hant", "en", "mixed", "und"]  # qa.lang.detect_language
 
 # Every error a person can get, as (class, HTTP status, code). The first match wins.
 ERRORS: list[tuple[type[errors.QAError], int, str]] = [
@@ -110,6 +113,10 @@ class Passage(BaseModel):
     relevance: float | None = Field(
         None, description="Calibrated 0-1: the estimated chance the passage answers; null without a calibration."
     )
+    language: Language = Field(
+        "und", description="The passage's own language, by the rule articles are read with (qa.lang): "
+        '"mixed" is Chinese and English, "und" has no words to tell by. What a page declares as its lang.'
+    )
 
     @classmethod
     def from_hit(cls, hit: Hit) -> Passage:
@@ -118,6 +125,7 @@ class Passage(BaseModel):
             highlights=[(s.start, s.end) for s in hit.highlights], best_sentence=_pair(hit.best_sentence),
             citation=CitationOut.from_citation(hit.citation), dense_score=hit.dense_score,
             lexical_score=hit.lexical_score, relevance=getattr(hit, "relevance", None),
+            language=detect_language(hit.text),
         )  # fmt: skip
 
 
@@ -150,6 +158,7 @@ _EXAMPLE = {
             "dense_score": 0.83,
             "lexical_score": 11.2,
             "relevance": 0.91,
+            "language": "zh-Hans",
         }
     ],
 }

@@ -83,7 +83,7 @@ def test_the_library_json_form_is_the_same(index_dir, client):
     assert untimed(answer.to_json()) == untimed(api)
     first = answer.to_json()["passages"][0]
     assert set(first) == {"rank", "score", "chunk_id", "text", "highlights", "best_sentence", "citation",
-                          "dense_score", "lexical_score", "relevance"}  # fmt: skip
+                          "dense_score", "lexical_score", "relevance", "language"}  # fmt: skip
     assert "answerable" in answer.to_json()
     assert all(isinstance(span, list) and len(span) == 2 for span in first["highlights"])  # [start, end]
     assert first["citation"]["paragraphs"].startswith("¶")
@@ -187,7 +187,36 @@ def test_every_field_of_the_records_reaches_the_json():
         "answerable": False,
         "passages": [{"rank": 1, "score": 0.5, "chunk_id": "c1", "text": "正文。", "highlights": [[0, 2]],
                       "best_sentence": [0, 3], "dense_score": 0.5, "lexical_score": 2.0, "relevance": 0.25,
+                      "language": "zh-Hans",
                       "citation": {"article_id": "a1", "title": "标题", "source": "联合早报", "url": None,
                                    "published": "2021-04-10T09:42:12Z", "paragraphs": "¶3–4", "para_start": 3,
                                    "para_end": 4, "path": "000.md"}}],
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "language"), [
+    ("2020年破获了多少电信网络诈骗案件？", "zh-Hans"),
+    ("高雄輕軌環狀線何時全線通車？", "zh-Hant"),
+    ("Rotterdam river water heat pumps", "en"),
+])  # fmt: skip
+def test_each_passage_says_its_language_as_its_article_is_read(index_dir, question, language):
+    """A passage's ``language`` (what the page declares as its lang) follows qa.lang's rule:
+    a passage of a one-language article is in the article's language (zh-Hans, zh-Hant, en)."""
+    with Index.open(index_dir) as index:
+        passages = ask(index, question, k=20, mode="lexical").to_json()["passages"]
+        assert passages
+        for passage in passages:
+            assert passage["language"] == index.article(passage["citation"]["article_id"]).language, passage
+    assert language in {p["language"] for p in passages}
+
+
+def test_the_language_is_the_passages_not_the_articles():
+    """An English paragraph quoted in a Chinese article is declared English, and text with no
+    letters at all is "und" (undetermined), as qa.lang says."""
+    from qa.records import Citation, Hit, SearchResult
+
+    citation = Citation("a1", "标题", "联合早报", None, None, 1, 1, "000.md")
+    texts = ["The ministry said telecom fraud from abroad fell sharply last year.", "2020 — 32.2 %", "詐騙案件數量大幅下降，警方表示將繼續打擊。"]
+    hits = tuple(Hit(i + 1, 0.5, f"c{i}", text, (), None, citation, 0.5, None) for i, text in enumerate(texts))
+    got = Answer.from_result("x", SearchResult("x", "dense", hits, 0.01), follow_up=False, took_ms=1.0).to_json()
+    assert [p["language"] for p in got["passages"]] == ["en", "und", "zh-Hant"]
