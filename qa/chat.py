@@ -127,7 +127,8 @@ class Chat:
             return
         self.say(format_passages(answer, self.color))
         self.say(dim(summary(answer), self.color))
-        if not any(p.get("highlights") for p in answer["passages"]):
+        if answer.get("answerable") is not False and not any(p.get("highlights") for p in answer["passages"]):
+            # a fact about the words, not a verdict; where the verdict is that none answers, it says enough
             self.say(dim("No passage shares a word with your question: these were found by meaning.", self.color))
         self.say()
 

@@ -4,19 +4,33 @@ It reads the JSON form of an answer (:mod:`qa.answer`), so an answer searched
 here and one sent by a running ``qa serve`` print alike. Standard library only:
 ``qa ask --server`` starts without numpy, torch or the model.
 
-Each passage is its rank and score, its citation (title; outlet, day,
-paragraphs; the link, or the file when the article has none) and its text
-with the question's words marked: bold on a colour terminal, ``**word**``
-elsewhere (pipes, files, Markdown).
+When the archive does not answer the question (``answerable`` false), a
+verdict line comes first and says the passages are only the nearest. Each
+passage is its rank and relevance (:func:`relevance_label`; the score when the
+model has no calibration), its citation (title; outlet, day, paragraphs; the
+link, or the file when the article has none) and its text with the question's
+words marked: bold on a colour terminal, ``**word**`` elsewhere (pipes, files,
+Markdown).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 BOLD, DIM, RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
 INDENT = "   "
+
+# Relevance as a person reads it: the calibrated chance (qa.relevance) as a whole percentage
+# (rounded half up) and one of three levels, from the percentage shown, so 60% is never
+# "possibly". The cut-offs follow the calibration's reliability table in eval/README.md: of
+# passages given 0.6 or more, 68-92% were relevant; 0.2-0.6, 33-51%; under 0.2, 8%.
+# This is the one definition; the chat page repeats it (qa/static/app.js, RELEVANCE_LEVELS),
+# and tests/test_browser.py holds the page to this function, value by value.
+RELEVANCE_LEVELS = ((60, "likely relevant"), (20, "possibly relevant"), (0, "unlikely relevant"))  # from percent
+NOT_ANSWERED = ("Nothing here answers that question: no passage is relevant enough. "
+                "The nearest passages follow, for reference only.")  # fmt: skip
 
 
 def marked(text: str, highlights: Iterable[Sequence[int]], color: bool) -> str:
@@ -39,11 +53,27 @@ def citation_lines(citation: dict[str, Any]) -> list[str]:
     return [meta, citation.get("url") or citation.get("path") or ""]
 
 
+def relevance_label(relevance: float | None) -> str | None:
+    """"likely relevant · 92%" (:data:`RELEVANCE_LEVELS`); None when the model has no calibration."""
+    if relevance is None:
+        return None
+    percent = math.floor(relevance * 100 + 0.5)  # half up, as the page's Math.floor(r * 100 + 0.5)
+    level = next(name for cut, name in RELEVANCE_LEVELS if percent >= cut)
+    return f"{level} · {percent}%"
+
+
+def verdict(answer: dict[str, Any]) -> str | None:
+    """The line said before the passages when none answers (``answerable`` false); else None:
+    a true verdict needs no words, and an unknown one (null) claims nothing."""
+    return NOT_ANSWERED if answer.get("answerable") is False and answer["passages"] else None
+
+
 def format_passage(passage: dict[str, Any], color: bool = False) -> str:
     """One ranked passage: head line, citation, then the text, indented."""
     citation = passage["citation"]
     title = citation.get("title") or "(untitled)"
-    head = f"{passage['rank']}. [{passage['score']:.3f}] " + (f"{BOLD}{title}{RESET}" if color else title)
+    rating = relevance_label(passage.get("relevance")) or f"{passage['score']:.3f}"
+    head = f"{passage['rank']}. [{rating}] " + (f"{BOLD}{title}{RESET}" if color else title)
     lines = [head] + [INDENT + line for line in citation_lines(citation) if line]
     body = marked(passage["text"], passage.get("highlights") or (), color)
     lines += [INDENT + line for line in body.splitlines() if line.strip()]
@@ -51,8 +81,11 @@ def format_passage(passage: dict[str, Any], color: bool = False) -> str:
 
 
 def format_passages(answer: dict[str, Any], color: bool = False) -> str:
-    """Every passage of an answer, a blank line between them."""
-    return "\n\n".join(format_passage(p, color) for p in answer["passages"])
+    """Every passage of an answer, a blank line between them, after the verdict when there is one."""
+    said = verdict(answer)
+    parts = [f"{BOLD}{said}{RESET}" if color else said] if said else []
+    parts += [format_passage(p, color) for p in answer["passages"]]
+    return "\n\n".join(parts)
 
 
 def summary(answer: dict[str, Any], where: str = "") -> str:

@@ -1,4 +1,5 @@
-"""`qa chat` in a pseudo-terminal, and `qa ask` that reports the real time (issue 13, item 3).
+"""`qa chat` in a pseudo-terminal, and `qa ask` that reports the real time (issue 13, item 3);
+relevance and the "nothing here answers that" verdict as both print them (issue 12).
 
 The chat runs as a person runs it: the installed `qa` command on a terminal (the
 standard library's pty), readline included, over a small index built with the fake
@@ -21,10 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from qa.answer import Answer
+from qa.chat import Chat
 from qa.embed import HashEmbedder
 from qa.index import sync_folders
-from qa.records import ReadReport
+from qa.records import Citation, Hit, ReadReport, SearchResult, Span
 from qa.server import create_app, serve_in_thread
+from qa.terminal import NOT_ANSWERED, format_passages, relevance_label
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "2020年破获了多少电信网络诈骗案件？"
@@ -96,9 +100,10 @@ def home(tmp_path) -> Path:
     return tmp_path / "home"
 
 
-def chat(index_dir: Path, home: Path, *args: str) -> Terminal:
+def chat(index_dir: Path, home: Path, *args: str, **extra_env: str) -> Terminal:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     env.update(HOME=str(home), TERM="xterm", NO_COLOR="1", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    env.update(extra_env)
     term = Terminal([str(QA), "chat", "--index", str(index_dir), *args], env)
     term.expect("qa chat over")
     term.expect(PROMPT)
@@ -217,3 +222,110 @@ def test_qa_ask_with_a_server_needs_no_index_or_model(index_dir, tmp_path):
     assert gone.returncode == 2 and "cannot reach the server at" in gone.stderr and "qa serve" in gone.stderr
     bad, _ = run_qa("ask", QUESTION, "--server", "127.0.0.1:8000")
     assert bad.returncode == 2 and "http://127.0.0.1:8000" in bad.stderr
+
+
+# --- relevance and the verdict, as qa ask and qa chat print them (issue 12) ---------------
+
+
+@pytest.mark.parametrize(("relevance", "label"), [
+    (None, None), (0.0, "unlikely relevant · 0%"), (0.194, "unlikely relevant · 19%"),
+    (0.195, "possibly relevant · 20%"), (0.2, "possibly relevant · 20%"), (0.5949, "possibly relevant · 59%"),
+    (0.595, "likely relevant · 60%"), (0.6, "likely relevant · 60%"), (0.915, "likely relevant · 92%"),
+    (1.0, "likely relevant · 100%"),
+])  # fmt: skip
+def test_relevance_is_a_level_and_the_percentage_it_is_read_from(relevance, label):
+    assert relevance_label(relevance) == label
+
+
+def answer_json(answerable: bool | None, relevances: list[float | None], highlighted: bool = True) -> dict:
+    """An answer's JSON as the library builds it, from records with the given verdict and relevances."""
+    citation = Citation("a1", "习近平指示打击电信网络诈骗", "联合早报", SEED_000_URL, "2021-04-10T09:42:12Z", 6, 6, "000.md")
+    hits = tuple(Hit(rank, 0.8 - rank / 100, f"c{rank}", f"第{rank}段：电信网络诈骗案件32.2万起。",
+                     (Span(3, 9),) if highlighted else (), None, citation, 0.8, None, relevance=r)
+                 for rank, r in enumerate(relevances, 1))  # fmt: skip
+    result = SearchResult("问题", "hybrid", hits, 0.01, answerable=answerable)
+    return Answer.from_result("问题", result, follow_up=False, took_ms=12.0).to_json()
+
+
+def test_an_unanswered_question_is_said_so_before_its_nearest_passages():
+    out = format_passages(answer_json(False, [0.12, 0.05]))
+    assert out.startswith(NOT_ANSWERED + "\n\n1. [unlikely relevant · 12%] 习近平指示打击电信网络诈骗\n"), out
+    assert "2. [unlikely relevant · 5%]" in out and out.count(NOT_ANSWERED) == 1
+    assert "nearest passages" in NOT_ANSWERED and "for reference only" in NOT_ANSWERED
+    coloured = format_passages(answer_json(False, [0.12]), color=True)
+    assert coloured.startswith("\x1b[1m" + NOT_ANSWERED + "\x1b[0m\n\n")
+
+
+def test_an_answered_or_unjudged_question_gets_no_verdict():
+    answered = format_passages(answer_json(True, [0.91, 0.3]))
+    assert answered.startswith("1. [likely relevant · 91%] ") and "2. [possibly relevant · 30%] " in answered
+    unjudged = format_passages(answer_json(None, [None, None]))  # a model without a calibration: the score
+    assert unjudged.startswith("1. [0.790] ") and "2. [0.780] " in unjudged
+    assert NOT_ANSWERED not in answered + unjudged
+
+
+class Answers:
+    """A search that answers with what it was given (qa.chat takes any object with ask())."""
+
+    def __init__(self, *answers: dict):
+        self.answers = list(answers)
+
+    def ask(self, question, **_):
+        return self.answers.pop(0)
+
+
+def test_the_chat_says_the_verdict_and_describes_passages_found_by_meaning_only_without_one():
+    import io
+
+    out = io.StringIO()
+    chat = Chat(Answers(answer_json(False, [0.1], highlighted=False), answer_json(True, [0.9], highlighted=False),
+                        answer_json(None, [None], highlighted=False), answer_json(None, [None])), out=out)  # fmt: skip
+    said = []
+    for _ in range(4):
+        chat.handle("问题")
+        said.append(out.getvalue())
+        out.seek(0), out.truncate()
+    by_meaning = "No passage shares a word with your question: these were found by meaning."
+    assert said[0].startswith(NOT_ANSWERED) and by_meaning not in said[0]  # the verdict says enough
+    assert NOT_ANSWERED not in said[1] and by_meaning in said[1]  # answered, and by meaning alone: a fact
+    assert NOT_ANSWERED not in said[2] and by_meaning in said[2]
+    assert NOT_ANSWERED not in said[3] and by_meaning not in said[3]  # words shared
+
+
+@pytest.fixture(scope="module")
+def default_index(tmp_path_factory) -> Path:
+    """The sample folder indexed with the default model, which has a calibration (qa.relevance)."""
+    from qa.index import Index
+    from qa.ingest import iter_articles
+    from qa.loader import load_embedder
+
+    path = tmp_path_factory.mktemp("calibrated") / "index"
+    Index.update(path, iter_articles([ROOT / "examples" / "articles"], ReadReport()), load_embedder(None), progress=False)
+    return path
+
+
+@pytest.mark.slow
+def test_qa_ask_says_when_nothing_answers_with_the_default_model(default_index):
+    done, _ = run_qa("ask", "zxqv blorp", "--index", str(default_index), "-k", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(NOT_ANSWERED + "\n\n1. [unlikely relevant · "), done.stdout
+    assert re.search(r"^3\. \[unlikely relevant · \d+%\] ", done.stdout, re.M)  # the nearest, still shown
+    done, _ = run_qa("ask", QUESTION, "--index", str(default_index), "-k", "3")
+    assert done.returncode == 0 and NOT_ANSWERED not in done.stdout
+    assert done.stdout.startswith("1. [likely relevant · ") and "32.2万起" in done.stdout.split("\n\n")[0]
+    done, _ = run_qa("ask", "zxqv blorp", "--index", str(default_index), "-k", "3", "--json")
+    answer = json.loads(done.stdout)
+    assert answer["answerable"] is False and all(p["relevance"] < 0.2 for p in answer["passages"])
+
+
+@pytest.mark.slow
+def test_qa_chat_says_when_nothing_answers_with_the_default_model(default_index, home):
+    # the default model from the user's cache (as this process loads it); the line history in the test's place
+    term = chat(default_index, home, "--history-file", str(home / "history"), HOME=str(Path.home()))
+    unanswered = term.line("2022年世界杯冠军是哪个国家？")
+    assert NOT_ANSWERED in unanswered and "1. [unlikely relevant · " in unanswered
+    assert unanswered.index(NOT_ANSWERED) < unanswered.index("1. [")
+    answered = term.line(QUESTION)
+    assert NOT_ANSWERED not in answered and "1. [likely relevant · " in answered
+    os.write(term.fd, b":quit\r")
+    assert term.exit_code() == 0
