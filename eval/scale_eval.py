@@ -226,7 +226,45 @@ def main() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     print(f"written: {args.json}")
+    print(markdown(results))
+    plot(results, args.json.with_suffix(".png"))
     return 0
+
+
+def markdown(results: dict) -> str:
+    sizes = list(results["sizes"])
+    lines = [f"Split: {results['split']} ({results['questions']} questions). R@1 / R@5 / MRR@10, per article.", "",
+             "| mode | " + " | ".join(f"{int(s):,} articles" for s in sizes) + " |",
+             "|---" * (len(sizes) + 1) + "|"]  # fmt: skip
+    for mode in MODES:
+        cells = []
+        for s in sizes:
+            m = results["sizes"][s]["modes"][mode]
+            cells.append(f"{m['R@1']:.3f} / {m['R@5']:.3f} / {m['MRR@10']:.3f}")
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    sizes = [int(s) for s in results["sizes"]]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for mode in MODES:
+        ax.plot(sizes, [results["sizes"][str(s)]["modes"][mode]["R@1"] for s in sizes], marker="o", label=mode)
+    ax.set_xscale("log")
+    ax.set_xlabel("articles in the archive")
+    ax.set_ylabel("Recall@1 (gold article first)")
+    ax.set_title(f"Quality as the archive grows ({results['split']} half)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import qa.index.bm25 as bm25
 from qa import relevance
 from qa.embed import Embedder
 from qa.errors import IndexCorrupt, InvalidQuery, QAError
-from qa.fusion import Fused, fuse
+from qa.fusion import Fused, fuse, language_adjusted
 from qa.highlight import highlight
 from qa.index.ann import AnnParams, SegmentVectors, load_ann, top
 from qa.index.catalog import Catalog, SegmentRecord
@@ -36,6 +36,7 @@ from qa.index.manifest import (
 )  # fmt: skip
 from qa.index.models import embedder_for
 from qa.index.segment import read_segment
+from qa.lang import script_family
 from qa.lexical import tokenize
 from qa.records import Hit, SearchFilters, SearchResult
 
@@ -333,8 +334,8 @@ class Index:
             raise InvalidQuery(f"max_per_article must be a whole number of at least 1, not {cap!r}")
         filter_plan = plan(filters, lambda table, names: self.catalog.ids_for(table, names, create=False))
         masks = self._masks(filter_plan)
-        candidates, rows_by_key, pool = self._candidates(question, mode, max(100, 5 * k), masks)
-        hits = self._hits(question, candidates, rows_by_key, k, cap)
+        candidates, rows_by_key, pool, stored = self._candidates(question, mode, max(100, 5 * k), masks)
+        hits = self._hits(question, candidates, rows_by_key, k, cap, stored)
         hits, answerable = self._judge(hits, mode, pool)
         return SearchResult(question=question, mode=mode, hits=hits, seconds=time.perf_counter() - started,
                             answerable=answerable)  # fmt: skip
@@ -356,11 +357,13 @@ class Index:
             return live
         return {seg.id: filter_plan.mask(seg.data, live[seg.id]) for seg in self._version.segments}
 
-    def _candidates(self, question: str, mode: str, n: int, masks: dict) -> tuple[list[Fused], dict[int, int], relevance.Pool]:
-        """Fused candidates, identified by chunk key; key -> row; what the candidates say of one another."""
+    def _candidates(self, question: str, mode: str, n: int, masks: dict) -> tuple[list[Fused], dict[int, int], relevance.Pool, dict]:
+        """Fused candidates, identified by chunk key; key -> row; what the candidates say of
+        one another; the stored chunks already read (row -> ChunkRow)."""
         dense = lex = None
         tokens: list[str] = []
         lexical_max = 0.0
+        stored: dict = {}
         if mode in ("dense", "hybrid"):
             query = self.embedder.embed_queries([question])[0]
             dense = self._dense(query, n, masks)
@@ -372,14 +375,22 @@ class Index:
             if found is not None:
                 rows_by_key.update(zip(found[2].tolist(), found[0].tolist()))
         pool = relevance.Pool.of(dense[1] if dense is not None else None, lexical_max, question)
-        if mode == "dense":
-            return [Fused(int(key), float(s), float(s), None) for key, s in zip(dense[2], dense[1])], rows_by_key, pool
         if mode == "lexical":
-            return [Fused(int(key), float(s), None, float(s)) for key, s in zip(lex[2], lex[1])], rows_by_key, pool
+            return [Fused(int(key), float(s), None, float(s)) for key, s in zip(lex[2], lex[1])], rows_by_key, pool, stored
+        # Rank by cosines adjusted for the pull of the question's own language; report the raw ones.
+        stored = self.catalog.chunk_rows(dense[0].tolist())
+        families = [script_family(stored[r].text) if r in stored else "und" for r in dense[0].tolist()]
+        adjusted = language_adjusted(dense[1], families, script_family(question))
+        raw = dict(zip(dense[2].tolist(), dense[1].tolist()))
+        if mode == "dense":
+            order = np.lexsort((dense[2], -adjusted))  # best first, ties by key
+            fused = [Fused(int(dense[2][i]), float(adjusted[i]), float(dense[1][i]), None) for i in order]
+            return fused, rows_by_key, pool, stored
         fused = fuse(
-            dense[2], dense[1], lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max,
+            dense[2], adjusted, lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max,
         )  # candidates are named by their keys, so ties break alike in every build
-        return fused, rows_by_key, pool
+        fused = [replace(f, dense=raw[f.row]) if f.dense is not None else f for f in fused]
+        return fused, rows_by_key, pool, stored
 
     def _dense(self, query: np.ndarray, n: int, masks: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``n`` nearest (rows, cosines, keys) over every segment."""
@@ -459,15 +470,15 @@ class Index:
         return (*_merge(rows, scores, keys, n), lexical_max)
 
     def _hits(self, question: str, candidates: list[Fused], rows_by_key: dict[int, int], k: int,
-              cap: int | None) -> tuple[Hit, ...]:  # fmt: skip
-        stored: dict = {}
+              cap: int | None, stored: dict) -> tuple[Hit, ...]:  # fmt: skip
+        stored = dict(stored)
         fetched = 0
         taken: dict[str, list[tuple[int, int]]] = {}  # article id -> paragraph ranges already hit
         hits: list[Hit] = []
         for i, cand in enumerate(candidates):
             if i == fetched:  # fetch candidates' rows a few at a time: most searches need only the first
                 batch = candidates[fetched : fetched + max(2 * k, 20)]
-                stored.update(self.catalog.chunk_rows(rows_by_key[c.row] for c in batch))
+                stored.update(self.catalog.chunk_rows(rows_by_key[c.row] for c in batch if rows_by_key[c.row] not in stored))
                 fetched += len(batch)
             row = stored.get(rows_by_key[cand.row])
             if row is None:
