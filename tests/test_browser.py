@@ -5,10 +5,20 @@ articles) is served by uvicorn in a background thread. Screenshots are saved
 to artifacts/ (git-ignored) for a person to look at. Every page also fails its
 test on any Content-Security-Policy violation: the page must work under the
 strict policy the server sends.
+
+Accessibility (issue 12): axe-core (from npm, in tests/axe, installed by
+scripts/install_browser.sh) is run in the page in each of its states and must
+find no serious or critical violation; a keyboard-only test asks, opens a
+citation, closes it and asks again with key presses alone. The fake model has
+no calibration, so the states with a verdict and relevance are made by
+rewriting the server's real answer on its way to the page (Playwright routes);
+one slow test serves the default model, whose answers carry them for real.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +28,7 @@ from qa.index import Index
 from qa.ingest import iter_articles
 from qa.records import ReadReport
 from qa.server import create_app, serve_in_thread
+from qa.terminal import relevance_label
 
 pytestmark = pytest.mark.browser
 
@@ -409,4 +420,383 @@ def test_a_token_in_the_url_fragment_is_taken_and_hidden(browser, guarded_server
     answer = ask(pg, SEED_QUESTION)
     assert answer.locator(".card").count() > 0
     assert errors + csp_violations(pg) == []
+    context.close()
+
+
+
+# --- the verdict and relevance (issue 12) ------------------------------------------------
+
+
+def judged(page, answerable: bool | None, relevances: list[float | None], languages: list[str] | None = None):
+    """Answers from now on carry this verdict, and passages with these relevances (and languages):
+    the server's real answer, its first passage repeated once per relevance. The index's fake
+    model has no calibration, so its own answers carry none."""
+
+    def rewrite(route):
+        response = route.fetch()
+        body = response.json()
+        first = body["passages"][0]
+        body["answerable"] = answerable
+        body["passages"] = [dict(first, rank=i + 1, relevance=r) for i, r in enumerate(relevances)]
+        for passage, language in zip(body["passages"], languages or ()):
+            passage["language"] = language
+        route.fulfill(response=response, json=body)
+
+    page.unroute("**/api/ask")
+    page.route("**/api/ask", rewrite)
+
+
+BOUNDARIES = [0.0, 0.004, 0.005, 0.194, 0.195, 0.2, 0.5949, 0.595, 0.6, 0.915, 0.999, 1.0]
+
+
+@pytest.mark.parametrize("page", [({"width": 1200, "height": 900}, "en-US")], indirect=True)
+def test_each_passage_shows_its_relevance_as_the_terminal_does(page):
+    """The page's levels and percentages are qa.terminal's (one definition, repeated in app.js),
+    value by value across the cut-offs."""
+    judged(page, True, BOUNDARIES)
+    answer = ask(page, SEED_QUESTION)
+    shown = answer.locator(".card .relevance").all_inner_texts()
+    assert shown == [relevance_label(r) for r in BOUNDARIES]
+    levels = answer.locator(".card .relevance").evaluate_all("els => els.map(e => e.dataset.level)")
+    assert levels == [relevance_label(r).split(" ")[0] for r in BOUNDARIES]
+    assert answer.locator(".verdict").count() == 0 and answer.locator(".card .score").count() == 0
+    page.click("#lang")
+    answer = ask(page, SEED_QUESTION)
+    assert answer.locator(".card .relevance").first.inner_text() == "不太可能相关 · 0%"
+    assert answer.locator(".card .relevance").last.inner_text() == "很可能相关 · 100%"
+    page.screenshot(path=str(ARTIFACTS / "chat-relevance.png"))
+
+
+def test_without_a_calibration_each_passage_shows_its_score(page):
+    answer = ask(page, SEED_QUESTION)  # the fake model: relevance and answerable are null
+    assert answer.locator(".card .relevance").count() == 0 and answer.locator(".verdict").count() == 0
+    scores = answer.locator(".card .score").all_inner_texts()
+    assert scores and all(s.startswith("得分 0.") or s.startswith("得分 1.") for s in scores), scores
+
+
+def test_when_nothing_answers_the_page_says_so_and_keeps_the_nearest_passages_at_hand(page):
+    judged(page, False, [0.03, 0.12, 0.25])
+    answer = ask(page, "zxqv blorp")
+    verdict = answer.locator(".verdict")
+    assert verdict.is_visible()
+    assert "没有找到相关内容" in verdict.inner_text() and "没有能回答这个问题的段落" in verdict.inner_text()
+    assert answer.locator(".by-meaning").count() == 0  # the verdict says enough
+    nearest = answer.locator("details.nearest")
+    assert "最接近的 3 个段落" in nearest.locator("summary").inner_text()
+    assert not nearest.evaluate("el => el.open") and not answer.locator(".card").first.is_visible()
+    nearest.locator("summary").click()  # the nearest passages, still there
+    assert answer.locator(".card").count() == 3 and answer.locator(".card").first.is_visible()
+    assert answer.locator(".card .relevance").all_inner_texts() == [
+        "不太可能相关 · 3%", "不太可能相关 · 12%", "可能相关 · 25%"]  # fmt: skip
+    page.screenshot(path=str(ARTIFACTS / "chat-not-answered.png"))
+    assert "没有找到相关内容" in page.inner_text("#announcer")
+    judged(page, True, [0.9])
+    answer = ask(page, SEED_QUESTION)
+    assert answer.locator(".verdict").count() == 0 and answer.locator(".card").first.is_visible()
+    page.click("#lang")
+    judged(page, False, [0.03])
+    answer = ask(page, "zxqv blorp")
+    assert answer.locator(".verdict").inner_text().startswith("Nothing relevant was found")
+    assert answer.locator("details.nearest summary").inner_text().startswith("Show the 1 nearest passage anyway")
+
+
+def test_each_passage_is_declared_in_its_own_language(page):
+    """lang on every passage from the answer's Passage.language ("mixed" is declared Chinese,
+    "und" inherits the page's); the page's own lang follows its language switch."""
+    assert page.evaluate("document.documentElement.lang") == "zh-Hans"
+    answer = ask(page, SEED_QUESTION)  # the server's own languages
+    got = answer.locator(".card .passage").evaluate_all("els => els.map(e => e.lang)")
+    assert got and set(got) == {"zh-Hans"}, got
+    languages = ["zh-Hans", "zh-Hant", "en", "mixed", "und"]
+    judged(page, None, [None] * 5, languages)
+    answer = ask(page, SEED_QUESTION)
+    got = answer.locator(".card .passage").evaluate_all("els => els.map(e => e.getAttribute('lang'))")
+    assert got == ["zh-Hans", "zh-Hant", "en", "zh", None]
+    titles = answer.locator(".card .title").evaluate_all("els => els.map(e => e.getAttribute('lang'))")
+    assert titles == got
+    page.click("#lang")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert page.locator("#lang").get_attribute("lang") == "zh-Hans"  # the switch names 中文 in Chinese
+
+
+def test_only_the_newest_answer_is_announced(page):
+    """One live region (#announcer) says the newest answer; the conversation is not live, so
+    earlier answers are never read out again."""
+    live = page.evaluate("Array.from(document.querySelectorAll('[aria-live], [role=status], [role=alert], "
+                         "[role=log]')).map(e => e.id)")  # fmt: skip
+    assert live == ["announcer"]
+    assert page.get_attribute("#announcer", "aria-live") == "polite"
+    first = ask(page, SEED_QUESTION)
+    said = page.inner_text("#announcer")
+    assert said.startswith("找到 ") and first.locator(".card .passage").first.inner_text().strip()[:8] in said
+    ask(page, "恶意脚本的字样 script onerror")
+    said = page.inner_text("#announcer")
+    assert "恶意脚本的字样" in said and "32.2万起" not in said
+    assert page.locator("#announcer > span").get_attribute("lang") == "zh-Hans"
+    assert page.locator("#log").get_attribute("aria-live") is None
+    label = page.locator(".answer").last.get_attribute("aria-labelledby")
+    assert page.locator(f"#{label}").inner_text() == "恶意脚本的字样 script onerror"  # each answer named by its question
+
+
+# --- clicking two citations quickly (issue 12, item 4) ------------------------------------
+
+
+def test_a_late_article_never_mixes_into_the_next_one(page, index_dir):
+    """The first article's response is held back until the second article is shown: the panel
+    then shows the second article only, whatever the first one's response does."""
+    answer = ask(page, SEED_QUESTION)
+    cards = answer.locator(".card")
+    ids = cards.evaluate_all("els => els.map(e => e.dataset.articleId)")
+    first_id = ids[0]
+    second = next(i for i, x in enumerate(ids) if x != first_id)  # a card from another article
+    held, done = [], []
+    page.route("**/api/articles/**", lambda route: held.append(route) if not held else route.continue_())
+    page.on("requestfinished", lambda r: "/api/articles/" in r.url and done.append(r.url))
+    page.on("requestfailed", lambda r: "/api/articles/" in r.url and done.append(r.url))
+    cards.nth(0).locator("button.read, button.title").first.click()
+    page.locator("#article").wait_for(state="visible")
+    page.keyboard.press("Escape")  # closed while the first article is still on its way
+    cards.nth(second).locator("button.read, button.title").first.click()
+    page.locator("#article .para").first.wait_for()
+    assert len(held) == 1
+    try:
+        held[0].continue_()  # the first article's response comes now, late
+    except sync_api.Error:
+        pass  # the page gave up on it already (aborted): as good
+    for _ in range(100):
+        if len(done) >= 2:
+            break
+        page.wait_for_timeout(50)
+    assert len(done) == 2, done
+    page.evaluate("() => new Promise(r => setTimeout(r, 300))")  # time for a late response to be used, if it were
+    with Index.open(index_dir, HashEmbedder()) as index:
+        wanted = index.article(ids[second])
+    assert page.locator("#article-title").inner_text() == wanted.title
+    assert page.locator("#article .para").all_inner_texts() == list(wanted.paragraphs)
+    assert page.locator("#article").evaluate("el => el.open")
+
+
+# --- keyboard only ----------------------------------------------------------------------
+
+FOCUSED = """() => { const e = document.activeElement;
+  return e ? {id: e.id, cls: e.className, tag: e.tagName, inDialog: Boolean(e.closest('dialog')),
+              article: (e.closest('.card') || {dataset: {}}).dataset.articleId || null,
+              outline: getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth} : null; }"""
+
+
+def tab_until(page, predicate, key="Tab", most=60) -> dict:
+    """Press key until the focused element satisfies predicate; that element's description."""
+    for _ in range(most):
+        page.keyboard.press(key)
+        focused = page.evaluate(FOCUSED)
+        if predicate(focused):
+            return focused
+    raise AssertionError(f"{key} pressed {most} times never reached the control; last: {focused}")
+
+
+def test_keyboard_only_ask_open_a_citation_close_it_and_go_on(page):
+    page.keyboard.press("Tab")  # from wherever focus starts: the question box is reachable
+    tab_until(page, lambda f: f["id"] == "question")
+    page.keyboard.type(SEED_QUESTION)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('.answer .card').length > 0")
+    assert page.evaluate(FOCUSED)["id"] == "question"  # back in the question box
+    opener = tab_until(page, lambda f: f["article"] and f["tag"] == "BUTTON", key="Shift+Tab")
+    page.keyboard.press("Enter")
+    page.locator("#article .para.cited").first.wait_for()
+    dialog = page.locator("#article")
+    assert dialog.get_attribute("role") == "dialog" and dialog.get_attribute("aria-modal") == "true"
+    title = page.locator("#" + dialog.get_attribute("aria-labelledby")).inner_text()
+    assert title and title == page.inner_text("#article-title")
+    assert page.evaluate(FOCUSED)["inDialog"]  # focus moved in
+    for key in ["Tab"] * 5 + ["Shift+Tab"] * 5:  # and stays in
+        page.keyboard.press(key)
+        assert page.evaluate(FOCUSED)["inDialog"], key
+    page.screenshot(path=str(ARTIFACTS / "chat-keyboard-article.png"))
+    page.keyboard.press("Escape")
+    assert not dialog.evaluate("el => el.open")
+    back = page.evaluate(FOCUSED)
+    assert (back["article"], back["cls"]) == (opener["article"], opener["cls"])  # focus returned to the citation
+    tab_until(page, lambda f: f["id"] == "question")  # and on: the next question
+    page.keyboard.type("那2021年呢？")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('.answer').length === 2 && !document.querySelector('.loading')")
+    assert "2021年" in page.locator(".answer").nth(1).locator(".searched").inner_text()
+    # the filters, by keyboard too: open them, choose an outlet, ask
+    tab_until(page, lambda f: f["tag"] == "SUMMARY", key="Shift+Tab")
+    page.keyboard.press("Enter")
+    assert page.locator("#filters").evaluate("el => el.open")
+    tab_until(page, lambda f: f["tag"] == "INPUT" and f["cls"] == "" and f["id"] == "", most=10)  # a source box
+    page.keyboard.press("Space")
+    assert page.inner_text("#filter-count") == "1"
+    tab_until(page, lambda f: f["id"] == "question")
+    page.keyboard.type("电信网络诈骗")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('.answer').length === 3 && !document.querySelector('.loading')")
+    assert page.locator(".answer").nth(2).locator(".card").count() > 0
+
+
+def test_when_nothing_answers_the_nearest_passages_open_by_keyboard(page):
+    judged(page, False, [0.05, 0.04])
+    ask(page, "zxqv blorp")
+    tab_until(page, lambda f: f["tag"] == "SUMMARY" and f["id"] == "", key="Shift+Tab")
+    page.keyboard.press("Enter")
+    assert page.locator(".answer .card").first.is_visible()
+
+
+def test_every_control_is_reached_by_tab_and_shows_where_focus_is(page):
+    """Tab from the top of the page reaches every visible control, in the page and then in the
+    open article, and each shows a focus ring (an outline of 2px or more)."""
+    page.click("#filters summary")
+    ask(page, SEED_QUESTION)
+    controls = "a[href], button, input, select, textarea, summary"
+    count = page.evaluate(f"""() => {{ let n = 0; for (const e of document.querySelectorAll('{controls}'))
+        if (!e.closest('dialog') && !e.disabled && e.getClientRects().length) e.dataset.k = n++; return n; }}""")
+    page.evaluate("document.activeElement.blur()")
+    reached, rings = set(), {}
+    for _ in range(count + 5):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("() => [document.activeElement.dataset.k, getComputedStyle(document.activeElement)"
+                                ".outlineStyle, parseFloat(getComputedStyle(document.activeElement).outlineWidth)]")
+        if focused[0] is not None:
+            reached.add(focused[0])
+            rings[focused[0]] = focused[1:]
+    missing = page.evaluate(f"ks => Array.from(document.querySelectorAll('[data-k]')).filter(e => !ks.includes("
+                            f"e.dataset.k)).map(e => e.outerHTML.slice(0, 120))", list(reached))  # fmt: skip
+    assert not missing, f"never reached by Tab: {missing}"
+    faint = {k: v for k, v in rings.items() if v[0] == "none" or v[1] < 2}
+    assert not faint, f"no visible focus ring: {faint}"
+
+
+# --- axe-core ------------------------------------------------------------------------------
+
+AXE = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_MISSING = ("axe-core is not installed (tests/axe/node_modules): `bash scripts/install_browser.sh` installs it "
+               "with npm, or run `npm ci --prefix tests/axe` (Node.js and npm needed: apt-get install npm)")  # fmt: skip
+AXE_RUN = """async () => { const r = await axe.run(document, {resultTypes: ["violations"]});
+  const brief = v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => n.target.join(" ") + ": " + (n.failureSummary || "").replace(/\\s+/g, " "))});
+  return {violations: r.violations.map(brief), incomplete: r.incomplete.map(brief), version: axe.version}; }"""
+
+
+def axe(page, state: str) -> list[dict]:
+    """axe-core's violations in the page as it is now; everything it found (violations and what
+    it could not decide) is kept in artifacts/axe/STATE.json."""
+    if not AXE.exists():
+        pytest.skip(AXE_MISSING)
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))  # evaluated, not a <script>: the page's CSP stays strict
+    found = page.evaluate(AXE_RUN)
+    (ARTIFACTS / "axe").mkdir(exist_ok=True)
+    (ARTIFACTS / "axe" / f"{state}.json").write_text(json.dumps(found, ensure_ascii=False, indent=1), encoding="utf-8")
+    return found["violations"]
+
+
+def assert_accessible(page, state: str) -> None:
+    violations = axe(page, state)
+    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    listed = "\n".join(f"  {v['impact']}: {v['id']} ({v['help']}): " + "; ".join(v["nodes"][:6]) for v in violations)
+    assert not serious, f"axe-core finds {len(serious)} serious or critical violations with the page {state}:\n{listed}"
+
+
+@pytest.fixture(params=["light", "dark"])
+def scheme_page(request, browser, server):
+    context = browser.new_context(locale="zh-CN", color_scheme=request.param, viewport={"width": 1200, "height": 900})
+    pg, errors = watched_page(context)
+    pg.goto(server + "/")
+    pg.wait_for_selector("#index-info:not(:empty)")
+    yield pg, request.param
+    errors += csp_violations(pg)
+    context.close()
+    assert errors == [], errors
+
+
+def test_axe_finds_no_serious_violation_in_any_state_of_the_page(scheme_page):
+    page, scheme = scheme_page
+    assert_accessible(page, f"{scheme}-empty")
+    page.click("#filters summary")
+    page.locator("#source-list input").first.check()
+    assert_accessible(page, f"{scheme}-filters-open")
+    page.locator("#source-list input").first.uncheck()
+    ask(page, SEED_QUESTION)
+    ask(page, "那2021年呢？")
+    assert_accessible(page, f"{scheme}-answers")
+    judged(page, True, [0.92, 0.45, 0.05])  # every relevance level on show
+    ask(page, SEED_QUESTION)
+    assert_accessible(page, f"{scheme}-relevance")
+    judged(page, False, [0.08, 0.03])
+    answer = ask(page, "zxqv blorp")
+    assert_accessible(page, f"{scheme}-not-answered")
+    answer.locator("details.nearest summary").click()
+    assert_accessible(page, f"{scheme}-not-answered-nearest-open")
+    page.unroute("**/api/ask")
+    answer = ask(page, SEED_QUESTION)
+    answer.locator(".card").locator("button.read, button.title").first.click()
+    page.locator("#article .para.cited").first.wait_for()
+    assert_accessible(page, f"{scheme}-article-open")
+    page.keyboard.press("Escape")
+    page.fill("#date-to", "2000-01-01")
+    ask(page, SEED_QUESTION)  # nothing found
+    page.fill("#date-from", "2021-01-01")
+    ask(page, SEED_QUESTION)  # an error
+    assert_accessible(page, f"{scheme}-nothing-and-error")
+    page.click("#lang")
+    assert_accessible(page, f"{scheme}-english")
+    counts = Counter(v["impact"] for f in (ARTIFACTS / "axe").glob(f"{scheme}-*.json")
+                     for v in json.loads(f.read_text(encoding="utf-8"))["violations"])  # fmt: skip
+    print(f"axe-core, {scheme}: violations by impact over every state: {dict(counts)}")
+
+
+def test_axe_finds_no_serious_violation_in_the_token_prompt(browser, guarded_server):
+    context = browser.new_context(locale="en-US")
+    pg, errors = watched_page(context)
+    pg.goto(guarded_server + "/")
+    pg.locator("#token-dialog").wait_for(state="visible")
+    assert_accessible(pg, "token-prompt")
+    assert pg.evaluate(FOCUSED)["id"] == "token-input"
+    for key in ["Tab"] * 4:
+        pg.keyboard.press(key)
+        assert pg.evaluate(FOCUSED)["inDialog"], key
+    assert errors + csp_violations(pg) == [], errors
+    context.close()
+
+
+# --- the default model: a real verdict, real relevance, real languages ------------------------
+
+
+@pytest.fixture(scope="module")
+def calibrated_server(tmp_path_factory):
+    """The sample folder indexed with the default model, whose answers carry relevance and a verdict."""
+    from qa.loader import load_embedder
+
+    path = tmp_path_factory.mktemp("calibrated") / "index"
+    embedder = load_embedder(None)
+    Index.update(path, iter_articles([ROOT / "examples" / "articles"], ReadReport()), embedder, progress=False)
+    with serve_in_thread(create_app(path, embedder=embedder)) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_with_the_default_model_the_page_says_when_nothing_answers(browser, calibrated_server):
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 900})
+    pg, errors = watched_page(context)
+    pg.goto(calibrated_server + "/")
+    pg.wait_for_selector("#index-info:not(:empty)")
+    answer = ask(pg, "2022年世界杯冠军是哪个国家？")
+    assert answer.locator(".verdict").is_visible() and not answer.locator(".card").first.is_visible()
+    answer.locator("details.nearest summary").click()
+    levels = answer.locator(".card .relevance").evaluate_all("els => els.map(e => e.dataset.level)")
+    assert levels and set(levels) == {"unlikely"}, levels
+    assert_accessible(pg, "default-model-not-answered")
+    answer = ask(pg, SEED_QUESTION)
+    assert answer.locator(".verdict").count() == 0
+    assert answer.locator(".card .relevance").first.inner_text().startswith("很可能相关 · ")
+    assert "32.2万起" in answer.locator(".card .passage").first.inner_text()
+    answer = ask(pg, "高雄輕軌環狀線何時全線通車？")
+    assert answer.locator(".card .passage").first.get_attribute("lang") == "zh-Hant"
+    answer = ask(pg, "How will Rotterdam heat homes with river water?")
+    assert answer.locator(".card .passage").first.get_attribute("lang") == "en"
+    assert_accessible(pg, "default-model-answers")
+    pg.screenshot(path=str(ARTIFACTS / "chat-default-model.png"))
+    assert errors + csp_violations(pg) == [], errors
     context.close()

@@ -34,9 +34,21 @@
       openLink: "打开链接",
       loadingArticle: "正在载入文章…",
       paragraph: (n) => `第 ${n} 段`,
-      score: "相关度",
+      score: "得分",
+      likely: "很可能相关",
+      possibly: "可能相关",
+      unlikely: "不太可能相关",
+      relevanceHelp: "相关度：估计这个段落能回答问题的概率",
       results: (n) => `找到 ${n} 个相关段落`,
       byMeaning: "没有一个段落含有问题中的词语：这些段落是按意思检索到的。",
+      notAnswered: "没有找到相关内容：档案里没有能回答这个问题的段落。",
+      notAnsweredHint: "可以换个说法再问，或放宽筛选条件。",
+      showNearest: (n) => `仍然查看最接近的 ${n} 个段落（仅供参考）`,
+      announceResults: (n) => `找到 ${n} 个相关段落。第 1 段：`,
+      skip: "跳到提问框",
+      conversation: "对话",
+      questionLabel: "提问",
+      questionHelp: "按 Enter 发送，Shift+Enter 换行。",
       datePlaceholder: "年-月-日",
       examples: ["2020年破获了多少电信网络诈骗案件？", "公安部如何推进国际执法合作？", "李克强对打击电信诈骗有什么批示？"],
       noIndex: "索引还没有建好。",
@@ -78,8 +90,20 @@
       loadingArticle: "Loading the article…",
       paragraph: (n) => `paragraph ${n}`,
       score: "score",
+      likely: "likely relevant",
+      possibly: "possibly relevant",
+      unlikely: "unlikely relevant",
+      relevanceHelp: "Relevance: the estimated chance that this passage answers the question",
       results: (n) => `${n} relevant passage${n === 1 ? "" : "s"}`,
       byMeaning: "No passage shares a word with your question: these passages were found by meaning.",
+      notAnswered: "Nothing relevant was found: no passage in the archive answers this question.",
+      notAnsweredHint: "Try other words, or loosen the filters.",
+      showNearest: (n) => `Show the ${n} nearest passage${n === 1 ? "" : "s"} anyway (for reference only)`,
+      announceResults: (n) => `${n} relevant passage${n === 1 ? "" : "s"}. Passage 1: `,
+      skip: "Skip to the question box",
+      conversation: "Conversation",
+      questionLabel: "Question",
+      questionHelp: "Enter sends; Shift+Enter starts a new line.",
       datePlaceholder: "YYYY-MM-DD",
       examples: ["2020年破获了多少电信网络诈骗案件？", "How does China fight telecom fraud across borders?", "What did Li Keqiang say about fraud?"],
       noIndex: "The index is not built yet.",
@@ -99,6 +123,45 @@
   const input = $("question");
   const sendButton = $("send");
   const dialog = $("article");
+  const announcer = $("announcer");
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+  // Relevance as a person reads it. The one definition is qa/terminal.py (RELEVANCE_LEVELS and
+  // relevance_label, where the cut-offs are explained): the calibrated chance as a whole
+  // percentage, rounded half up, and the level read from that percentage: 60% and over
+  // "likely", 20% and over "possibly", below that "unlikely". Repeated here because the page
+  // has no build step; tests/test_browser.py holds this copy to the Python one, value by value.
+  const RELEVANCE_LEVELS = [
+    [60, "likely"],
+    [20, "possibly"],
+    [0, "unlikely"],
+  ];
+
+  function relevanceLevel(relevance) {
+    const percent = Math.floor(relevance * 100 + 0.5);
+    return { percent, level: RELEVANCE_LEVELS.find(([cut]) => percent >= cut)[1] };
+  }
+
+  // The lang a piece of text is declared in. Passages come with their language (qa.lang's
+  // rule, Passage.language); "mixed" (Chinese with English words) is declared Chinese, whose
+  // voices read the Latin words too, and "und" declares nothing (the page's language holds).
+  const LANG_ATTRIBUTE = { "zh-Hans": "zh-Hans", "zh-Hant": "zh-Hant", zh: "zh", en: "en", mixed: "zh" };
+
+  function setLang(node, language) {
+    const value = LANG_ATTRIBUTE[language];
+    if (value) node.lang = value;
+    return node;
+  }
+
+  // What the page types itself (questions, outlets): the first step of qa.lang's rule, a count
+  // of Han characters against Latin words; Simplified and Traditional are not told apart here.
+  function scriptLanguage(text) {
+    const han = (String(text).match(/[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/g) || []).length;
+    const latin = (String(text).match(/[A-Za-z]{2,}/g) || []).length;
+    if (han + latin === 0) return "und";
+    const share = han / (han + latin);
+    return share < 0.25 ? "en" : share < 0.75 ? "mixed" : "zh";
+  }
 
   let lang = pickLanguage();
   let history = []; // questions asked in this conversation, oldest first
@@ -148,8 +211,9 @@
     for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
       node.placeholder = t(node.dataset.i18nPlaceholder);
     }
-    $("lang").textContent = lang === "zh" ? "EN" : "中文";
-    $("lang").setAttribute("aria-label", lang === "zh" ? "Switch to English" : "切换到中文");
+    // the other language, named in itself (and declared so): what a speaker of it looks for
+    $("lang").textContent = lang === "zh" ? "English" : "中文";
+    $("lang").lang = lang === "zh" ? "en" : "zh-Hans";
     renderExamples();
     renderIndexInfo();
     renderSources();
@@ -165,7 +229,7 @@
     const box = $("examples");
     box.replaceChildren();
     for (const example of t("examples")) {
-      const chip = el("button", "chip", example);
+      const chip = setLang(el("button", "chip", example), scriptLanguage(example));
       chip.type = "button";
       chip.addEventListener("click", () => {
         input.value = example;
@@ -323,23 +387,31 @@
   // ---- the conversation ---------------------------------------------------
 
   function scrollToEnd() {
-    window.scrollTo({ top: document.body.scrollHeight, behavior: "smooth" });
+    window.scrollTo({ top: document.body.scrollHeight, behavior: reducedMotion.matches ? "auto" : "smooth" });
+  }
+
+  // Screen readers hear the newest answer (or error) from one live region, #announcer; the
+  // conversation itself is not live, so earlier answers are never read out again.
+  function announce(...parts) {
+    announcer.replaceChildren(...parts.map((x) => (typeof x === "string" ? document.createTextNode(x) : x)));
   }
 
   function addQuestion(text) {
     $("welcome").hidden = true;
-    const bubble = el("div", "turn question", text);
+    const bubble = setLang(el("h3", "turn question", text), scriptLanguage(text));
+    bubble.id = "question-" + (log.querySelectorAll(".question").length + 1);
     log.append(bubble);
     return bubble;
   }
 
-  function addAnswerShell() {
-    const answer = el("section", "turn answer");
+  function addAnswerShell(bubble) {
+    const answer = el("article", "turn answer");
+    answer.setAttribute("aria-labelledby", bubble.id); // each answer is named by its question
     const loading = el("div", "loading");
-    loading.setAttribute("role", "status");
     loading.append(el("span", "dots"), document.createTextNode(" " + t("searching")));
     answer.append(loading);
     log.append(answer);
+    announce(t("searching"));
     scrollToEnd();
     return answer;
   }
@@ -351,8 +423,7 @@
     sendButton.disabled = true;
     input.value = "";
     autosize();
-    addQuestion(question);
-    const answer = addAnswerShell();
+    const answer = addAnswerShell(addQuestion(question));
     const filters = currentFilters();
     const payload = {
       question,
@@ -392,9 +463,9 @@
   function renderError(answer, message) {
     answer.replaceChildren();
     const box = el("div", "error");
-    box.setAttribute("role", "alert");
     box.append(el("strong", null, t("error")), document.createTextNode(message));
     answer.append(box);
+    announce(t("error") + message);
     scrollToEnd();
   }
 
@@ -402,26 +473,49 @@
     answer.replaceChildren();
     if (body.follow_up || body.searched !== body.question) {
       const note = el("p", "searched");
-      note.append(el("span", "muted", t("searched")), el("q", null, body.searched));
+      const searched = setLang(el("q", null, body.searched), scriptLanguage(body.searched));
+      note.append(el("span", "muted", t("searched")), searched);
       answer.append(note);
     }
     const passages = body.passages || [];
     if (!passages.length) {
-      answer.append(el("p", "nothing", filtered ? t("nothingFiltered") : t("nothing")));
+      const nothing = t(filtered ? "nothingFiltered" : "nothing");
+      answer.append(el("p", "nothing", nothing));
+      announce(nothing);
       scrollToEnd();
       return;
     }
-    answer.append(el("p", "summary muted", `${t("results", passages.length)} · ${Math.round(body.took_ms)} ms`));
-    // A fact about the words, not a verdict on the answer: passages found by meaning alone
-    // (an English question over Chinese articles) can answer it well.
-    if (passages.every((p) => !(p.highlights && p.highlights.length))) {
-      answer.append(el("p", "by-meaning", t("byMeaning")));
-    }
     const list = el("ol", "cards");
     for (const passage of passages) list.append(renderCard(passage));
-    answer.append(list);
+    if (body.answerable === false) {
+      // The verdict first, in words; the nearest passages stay one step away, for reference.
+      const verdict = el("div", "verdict");
+      verdict.append(el("p", "verdict-text", t("notAnswered")), el("p", "verdict-hint", t("notAnsweredHint")));
+      const nearest = el("details", "nearest");
+      nearest.append(el("summary", null, t("showNearest", passages.length)), list);
+      answer.append(verdict, nearest);
+      announce(t("notAnswered"));
+    } else {
+      answer.append(el("p", "summary muted", `${t("results", passages.length)} · ${Math.round(body.took_ms)} ms`));
+      // A fact about the words, not a verdict on the answer: passages found by meaning alone
+      // (an English question over Chinese articles) can answer it well. Where the verdict is
+      // that none answers, the verdict says enough (qa chat does the same).
+      if (passages.every((p) => !(p.highlights && p.highlights.length))) {
+        answer.append(el("p", "by-meaning", t("byMeaning")));
+      }
+      answer.append(list);
+      const first = setLang(el("span", null, bestText(passages[0])), passages[0].language);
+      announce(t("announceResults", passages.length), first);
+    }
     // keep the question in view, the first card just below it
-    answer.previousElementSibling.scrollIntoView({ behavior: "smooth", block: "start" });
+    const behavior = reducedMotion.matches ? "auto" : "smooth";
+    answer.previousElementSibling.scrollIntoView({ behavior, block: "start" });
+  }
+
+  // What is read out of the first passage: the sentence that best answers, else all of it.
+  function bestText(passage) {
+    const best = passage.best_sentence;
+    return best && best[0] < best[1] ? passage.text.slice(best[0], best[1]) : passage.text;
   }
 
   // Split text at every highlight and best-sentence boundary; each piece is a text node,
@@ -464,11 +558,25 @@
     return container;
   }
 
+  // The passage's relevance, as a level and a percentage (calibrated), or its score when the
+  // index's model has no calibration (relevance null).
+  function renderRelevance(passage) {
+    if (passage.relevance === null || passage.relevance === undefined) {
+      return el("span", "score muted", `${t("score")} ${Number(passage.score).toFixed(3)}`);
+    }
+    const { percent, level } = relevanceLevel(passage.relevance);
+    const badge = el("span", "relevance level-" + level, `${t(level)} · ${percent}%`);
+    badge.dataset.level = level;
+    badge.title = t("relevanceHelp");
+    return badge;
+  }
+
   function renderCard(passage) {
     const c = passage.citation;
     const card = el("li", "card");
     card.dataset.articleId = c.article_id;
-    card.append(renderPassageText(passage.text, passage.highlights, passage.best_sentence));
+    const text = renderPassageText(passage.text, passage.highlights, passage.best_sentence);
+    card.append(setLang(text, passage.language));
 
     const cite = el("div", "citation");
     cite.append(el("span", "num", `[${passage.rank}]`));
@@ -482,50 +590,69 @@
     } else {
       title = el("button", "title linklike", c.title || c.article_id);
       title.type = "button";
-      title.addEventListener("click", () => openArticle(c));
+      title.addEventListener("click", () => openArticle(c, title));
     }
-    cite.append(title);
+    cite.append(setLang(title, passage.language)); // a title is in its article's language, as its passages
     const meta = [c.source, day(c.published), c.paragraphs].filter(Boolean).join(" · ");
-    cite.append(el("span", "meta", meta));
+    cite.append(setLang(el("span", "meta", meta), scriptLanguage(c.source || "")));
     const actions = el("span", "actions");
     if (url) {
       const read = el("button", "ghost small read", t("readArticle"));
       read.type = "button";
-      read.addEventListener("click", () => openArticle(c));
+      read.addEventListener("click", () => openArticle(c, read));
       actions.append(read);
     }
-    actions.append(el("span", "score muted", `${t("score")} ${Number(passage.score).toFixed(3)}`));
+    actions.append(renderRelevance(passage));
     cite.append(actions);
     card.append(cite);
     return card;
   }
 
   // ---- the article panel ---------------------------------------------------
+  // A modal dialog labelled by the article's title. Focus moves into it when it opens and stays
+  // in it (Tab and Shift+Tab go round), Escape closes it, and focus then returns to the citation
+  // that opened it. Only the newest article asked for may fill it: opening another one, or
+  // closing the panel, aborts the request before, and a response that comes anyway is dropped.
 
-  async function openArticle(citation) {
-    $("article-title").textContent = citation.title || citation.article_id;
-    $("article-meta").textContent = t("loadingArticle");
+  let articleRequest = null; // the AbortController of the article loading now
+  let opener = null; // the control that opened the panel
+
+  async function openArticle(citation, from) {
+    if (articleRequest) articleRequest.abort();
+    const request = new AbortController();
+    articleRequest = request;
+    opener = from || document.activeElement;
+    const title = $("article-title");
     const body = $("article-body");
+    title.textContent = citation.title || citation.article_id;
+    title.removeAttribute("lang");
+    $("article-meta").textContent = t("loadingArticle");
     body.replaceChildren();
+    body.removeAttribute("lang");
     if (!dialog.open) dialog.showModal();
+    $("article-close").focus();
     try {
-      const response = await api("/api/articles/" + encodeURIComponent(citation.article_id));
+      const path = "/api/articles/" + encodeURIComponent(citation.article_id);
+      const response = await api(path, { signal: request.signal });
       const article = await response.json();
+      if (request !== articleRequest) return; // a newer article owns the panel, or it was closed
+      articleRequest = null;
       if (!response.ok) {
         $("article-meta").textContent = t("error") + ((article.error && article.error.message) || response.status);
         return;
       }
-      $("article-title").textContent = article.title;
+      setLang(title, article.language).textContent = article.title;
       const meta = [article.source, day(article.published), citation.paragraphs].filter(Boolean).join(" · ");
       $("article-meta").replaceChildren(document.createTextNode(meta));
       const url = safeHttpUrl(article.url);
       if (url) {
-        const link = el("a", null, " · " + t("openLink"));
+        const link = el("a", null, t("openLink"));
         link.href = url;
         link.target = "_blank";
         link.rel = "noopener noreferrer";
-        $("article-meta").append(link);
+        $("article-meta").append(document.createTextNode(" · "), link);
       }
+      setLang(body, article.language);
       let first = null;
       article.paragraphs.forEach((text, i) => {
         const n = i + 1;
@@ -540,13 +667,44 @@
       });
       if (first) first.scrollIntoView({ block: "center" });
     } catch (e) {
+      if (request !== articleRequest) return; // aborted: nothing to say
+      articleRequest = null;
       $("article-meta").textContent = t("network");
     }
   }
 
+  // Tab and Shift+Tab go round a dialog's controls instead of leaving it.
+  function keepFocusIn(event) {
+    if (event.key !== "Tab") return;
+    const box = event.currentTarget;
+    const controls = Array.from(
+      box.querySelectorAll("a[href], button:not([disabled]), input:not([disabled]), select, textarea, [tabindex]")
+    ).filter((x) => x.tabIndex >= 0 && x.getClientRects().length > 0);
+    if (!controls.length) return;
+    const first = controls[0];
+    const last = controls[controls.length - 1];
+    const inside = box.contains(document.activeElement) && document.activeElement !== box;
+    if (event.shiftKey && (!inside || document.activeElement === first)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (!inside || document.activeElement === last)) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
+
+  dialog.addEventListener("keydown", keepFocusIn);
+  $("token-dialog").addEventListener("keydown", keepFocusIn);
   $("article-close").addEventListener("click", () => dialog.close());
   dialog.addEventListener("click", (event) => {
     if (event.target === dialog) dialog.close(); // a click on the backdrop
+  });
+  dialog.addEventListener("close", () => {
+    if (articleRequest) articleRequest.abort();
+    articleRequest = null;
+    const back = opener;
+    opener = null;
+    (back && back.isConnected ? back : input).focus();
   });
 
   // ---- the composer ----------------------------------------------------------
@@ -573,6 +731,13 @@
     history = [];
     for (const turn of Array.from(log.querySelectorAll(".turn"))) turn.remove();
     $("welcome").hidden = false;
+    announce("");
+    input.focus();
+  });
+
+  // The skip link moves focus to the question box without touching the address bar.
+  $("skip").addEventListener("click", (event) => {
+    event.preventDefault();
     input.focus();
   });
 
