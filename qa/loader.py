@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qa.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder
+from qa.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder, check_device
 from qa.errors import ModelNotAvailable
 
 _HASH_NAME = re.compile(r"^hash(?:-embedder)?(?:-(\d+))?$")
@@ -25,7 +25,10 @@ def load_embedder(
     device: str = "cpu",
     backend: str = "auto",
     cache_dir: Path | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
+    *,
+    precision: str = "auto",
+    batch_tokens: int | None = None,
 ) -> Embedder:
     """The embedder for ``model``.
 
@@ -41,8 +44,12 @@ def load_embedder(
     ``backend``: "auto" or "sentence-transformers"; for the default model
     also "onnx" (ONNX Runtime, fp32, same vectors) or "onnx-int8" (dynamically
     quantised, recorded as its own model id), see :mod:`qa.onnx_embed`.
-    Raises :class:`~qa.errors.ModelNotAvailable` when the model cannot be
-    loaded here.
+    ``device``: "cpu" or "cuda" (refused at once where no GPU is usable,
+    :func:`qa.embed.check_device`). ``precision`` ("auto": fp16 on a GPU, fp32
+    on a CPU), ``batch_tokens`` and ``batch_size`` go to
+    :class:`~qa.embed.SentenceTransformerEmbedder` (``batch_size`` also to the
+    ONNX path, 32 by default there). Raises
+    :class:`~qa.errors.ModelNotAvailable` when the model cannot be loaded here.
     """
     from qa import default_model
 
@@ -53,6 +60,7 @@ def load_embedder(
     match = _HASH_NAME.match(name)
     if match or backend == "hash":
         return HashEmbedder(int(match.group(1)) if match and match.group(1) else 64)
+    check_device(device)  # before anything is loaded: a missing GPU is the one line said
     int8_id = default_model.DEFAULT_MODEL_ID + "+onnx-int8"
     if name in ("default", default_model.DEFAULT_MODEL_ID, int8_id):
         if name == int8_id:
@@ -63,13 +71,14 @@ def load_embedder(
                 raise ModelNotAvailable("the onnx backend runs on the CPU only: use --device cpu")
             from qa.onnx_embed import OnnxEmbedder
 
-            return OnnxEmbedder.for_default_model(model_dir, quantized=backend == "onnx-int8", batch_size=batch_size)
-        return SentenceTransformerEmbedder(
-            model_dir, model_id=default_model.DEFAULT_MODEL_ID, device=device, batch_size=batch_size
-        )
+            return OnnxEmbedder.for_default_model(model_dir, quantized=backend == "onnx-int8",
+                                                  batch_size=batch_size or 32)  # fmt: skip
+        return SentenceTransformerEmbedder(model_dir, model_id=default_model.DEFAULT_MODEL_ID, device=device,
+                                           batch_size=batch_size, batch_tokens=batch_tokens, precision=precision)  # fmt: skip
     if backend in ("onnx", "onnx-int8"):
         raise ModelNotAvailable(f"the onnx backend is offered for the default model only, not for {name!r}")
-    return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size)
+    return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size, batch_tokens=batch_tokens,
+                                       precision=precision)  # fmt: skip
 
 
 def is_test_model(name: str | None) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder, normalize_rows
+from qa.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder, check_device, normalize_rows, token_batches
 from qa.loader import load_embedder
 from qa.errors import ModelNotAvailable
 
@@ -98,13 +98,63 @@ def test_unknown_backend_and_device():
         SentenceTransformerEmbedder("whatever", device="abacus")
 
 
-def test_cuda_without_a_gpu_is_a_clear_error():
+def _no_gpu_here() -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    _no_gpu_here()
     with pytest.raises(ModelNotAvailable, match="--device cpu"):
         load_embedder("sentence-transformers/all-MiniLM-L6-v2", device="cuda")
+    with pytest.raises(ModelNotAvailable, match="no CUDA GPU is usable here"):
+        load_embedder(None, device="cuda", cache_dir=Path("/nonexistent"))  # refused before the model is looked for
+    with pytest.raises(ModelNotAvailable, match="unknown device"):
+        check_device("cuda:x")
+    check_device("cpu")
+
+
+@pytest.mark.parametrize("command", [
+    ["index", "{articles}", "--index", "{index}", "--quiet"],
+    ["ask", "2020年破获了多少电信网络诈骗案件？", "--index", "{index}"],
+    ["chat", "--index", "{index}"],
+    ["serve", "--index", "{index}", "--port", "0"],
+])  # fmt: skip
+def test_the_cli_refuses_cuda_without_a_gpu_in_one_line(command, tmp_path, capsys):
+    """`--device cuda` on a machine without a GPU: exit 2 and one line saying so, before any
+    model is loaded or anything is written (the index folder is not even created)."""
+    from qa.cli import main
+
+    _no_gpu_here()
+    examples = Path(__file__).resolve().parents[1] / "examples" / "articles"
+    argv = [a.format(articles=examples, index=tmp_path / "index") for a in command] + ["--device", "cuda"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith(f"qa {command[0]}: error: device 'cuda' was asked for but no CUDA GPU")
+    assert "use --device cpu" in err
+    assert not (tmp_path / "index").exists()
+
+
+# ------------------------------------- length-sorted batches by token budget
+
+
+@pytest.mark.parametrize(("budget", "cap"), [(4096, None), (65_536, None), (1000, 7), (100, None), (1, None)])
+def test_token_batches_hold_every_text_once_within_the_budget(budget, cap):
+    lengths = np.random.default_rng(budget).integers(1, 600, size=500)
+    batches = token_batches(lengths, budget, cap)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    widths = [int(lengths[b].max()) for b in batches]
+    assert widths == sorted(widths, reverse=True)  # longest first
+    for batch, width in zip(batches[:-1], widths):  # as full as the budget and the cap allow
+        assert len(batch) == max(1, min(budget // width, cap or len(lengths)))  # a text over the budget goes alone
+    assert len(batches[-1]) <= max(1, min(budget // widths[-1], cap or len(lengths)))
+    padded = sum(w * len(b) for w, b in zip(widths, batches))
+    unsorted = sum(int(lengths[i : i + 32].max()) * len(lengths[i : i + 32]) for i in range(0, 500, 32))
+    assert padded < unsorted  # sorting wastes less than batches of 32 in arrival order
+    assert token_batches([], budget) == []
 
 
 # ------------------------------------------- a second real model through ST
@@ -148,6 +198,26 @@ def test_minilm_batches_sorted_by_length_keep_input_order(minilm):
         np.testing.assert_allclose(together[i], minilm.embed_passages([text])[0], atol=1e-5)
 
 
+def test_minilm_token_batches_give_the_vectors_of_sentence_transformers(minilm):
+    """Our length-sorted token-budget batches against sentence-transformers' own encode, one text
+    at a time (no padding at all): the same vectors, in the order of the texts, for budgets that
+    put every text alone, a few together, or all in one batch; a text past the model's 256
+    tokens is truncated alike."""
+    texts = ["short", "heat pumps in Rotterdam harbour " * 60, "mid length text about ports",
+             "2020年全国公安机关共破获电信网络诈骗案件32.2万起。", "x", "a b c d e f g h i j k l m n o p"]  # fmt: skip
+    reference = normalize_rows(np.stack([minilm._st.encode([t])[0] for t in texts]))
+    for budget in (1, 64, 100_000):
+        vectors = SentenceTransformerEmbedder(minilm.model, batch_tokens=budget).embed_passages(texts)
+        _check_vectors(vectors, len(texts), 384)
+        np.testing.assert_allclose(vectors, reference, atol=2e-5)
+
+
+def test_unknown_precision_is_refused(minilm):
+    with pytest.raises(ModelNotAvailable, match="unknown precision 'fp8'"):
+        SentenceTransformerEmbedder(minilm.model, precision="fp8")
+    assert minilm.precision == "fp32" and minilm.batch_tokens == 4096  # auto on a CPU
+
+
 def test_minilm_is_safe_to_share_between_threads(minilm):
     questions = [f"question number {i} about ports and fraud" for i in range(16)]
     serial = np.stack([minilm.embed_queries([q])[0] for q in questions])
@@ -171,6 +241,38 @@ def test_default_model_names_and_vectors(default):
     assert load_embedder("default").model == DEFAULT_MODEL_ID
     assert load_embedder(DEFAULT_MODEL_ID).model == DEFAULT_MODEL_ID
     _check_vectors(default.embed_passages(["第一段", "second paragraph"], progress=True), 2, 384)
+
+
+def test_default_model_prompts_follow_sentence_transformers(default):
+    """The default model's "query: " and "passage: " prompts reach the model as in
+    sentence-transformers' encode (the reference the model was checked against)."""
+    texts = ["2020年破获了多少电信网络诈骗案件？", "How did the port of Rotterdam cut its emissions?"]
+    np.testing.assert_allclose(default.embed_queries(texts),
+                               default._st.encode(texts, prompt_name="query", normalize_embeddings=True), atol=2e-5)  # fmt: skip
+    np.testing.assert_allclose(default.embed_passages(texts),
+                               default._st.encode(texts, prompt_name="passage", normalize_embeddings=True), atol=2e-5)  # fmt: skip
+    assert not np.allclose(default.embed_queries(texts), default.embed_passages(texts), atol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_keeps_the_fp32_vectors(default, precision):
+    """What a GPU runs (precision "auto" is fp16 there), run on the CPU through the same code:
+    every passage's vector within cosine 0.999 of fp32 (issue 10; eval/check_precision.py
+    measures 1,000 corpus passages). Real passages: the chunks of the example articles."""
+    from qa.chunk import chunk_article
+    from qa.ingest import iter_articles
+    from qa.records import ReadReport
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "articles"
+    texts = [c.embed_text for a in iter_articles([examples], ReadReport()) for c in chunk_article(a)][::3]
+    half = load_embedder(None, precision=precision)
+    assert half.precision == precision and half.model == default.model  # the same model, to the index
+    vectors = half.embed_passages(texts)
+    _check_vectors(vectors, len(texts), 384)
+    cosines = (vectors * default.embed_passages(texts)).sum(axis=1)
+    assert cosines.min() >= 0.999, (precision, cosines.min())
+    assert cosines.min() < 1.0 - 1e-7  # it did run in another precision
 
 
 def test_default_model_answers_across_languages(default):
