@@ -106,6 +106,8 @@ def _add_serve(sub) -> None:
                    help="address to listen on (default: $QA_HOST, else 127.0.0.1: this machine only)")  # fmt: skip
     p.add_argument("--port", type=int, default=None, help="port (default: $QA_PORT, else 8000)")
     p.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where the model embeds questions (default: cpu)")  # fmt: skip
     p.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS",
                    help="how often to look for a newer index generation (default: 1)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -174,6 +176,7 @@ def _cmd_serve(args) -> int:
 
     index_dir = Path(args.index or os.environ.get("QA_INDEX") or "index")
     _check_model_option(args)
+    _check_device_option(args)
     try:
         args.host, args.port = _listen_address(args)
         protection = _serve_protection(args)
@@ -190,11 +193,9 @@ def _cmd_serve(args) -> int:
             return EXIT_ERROR
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s", stream=sys.stderr)
     _ensure_model_for(index_dir, args.model, _model_cache_dir(args))
-    embedder = None  # default: the model the index was built with, loaded once by the server
-    if args.model:
-        from qa.loader import load_embedder
-
-        embedder = load_embedder(args.model)  # a model that cannot load is a one-line error, exit 2
+    # default: the model the index was built with, loaded once by the server, on the CPU;
+    # a model that cannot load is a one-line error, exit 2
+    embedder = _query_embedder(args, index_dir, required=args.device != "cpu")
     app = create_app(index_dir, embedder=embedder, reload_interval_s=args.reload_interval, **protection)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.host in ("0.0.0.0", "::"):
@@ -255,6 +256,30 @@ def _ensure_model_for(index_dir, model, cache_dir) -> None:
         except (OSError, ValueError, KeyError, TypeError):
             return
     _ensure_default_model(model, cache_dir)
+
+
+def _check_device_option(args) -> None:
+    """Refuse --device cuda where no GPU is usable, in one line, before anything is read or loaded."""
+    if getattr(args, "device", "cpu") != "cpu":
+        from qa.embed import check_device
+
+        check_device(args.device)
+
+
+def _query_embedder(args, index_dir, *, required: bool = False):
+    """The model questions are embedded with: --model on --device; else, on a GPU, the model the
+    index names, there; else None (the index's own, loaded on the CPU when first needed).
+    ``required``: the index must exist now to name its model (a server on a GPU)."""
+    if args.model:
+        from qa.loader import load_embedder
+
+        return load_embedder(args.model, device=args.device, cache_dir=_model_cache_dir(args))
+    if args.device == "cpu" or (not required and getattr(args, "mode", "") == "lexical"):
+        return None
+    from qa.index import embedder_for, read_manifest
+
+    return embedder_for(read_manifest(index_dir)["embedding"], device=args.device, queries=True,
+                        cache_dir=_model_cache_dir(args))  # fmt: skip
 
 
 def _check_model_option(args) -> None:
@@ -354,6 +379,7 @@ def _cmd_index(args) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     _check_model_option(args)
+    _check_device_option(args)
     started = time.perf_counter()
     index_dir = _index_dir(args)
     manifest_path = index_dir / MANIFEST
@@ -468,14 +494,10 @@ def _search_backend(args):
         except ValueError as exc:
             raise QAError(str(exc)) from None
         return RemoteSearch(url, token=args.token if args.token is not None else os.environ.get("QA_TOKEN"))
+    _check_device_option(args)
     if args.mode != "lexical":
         _ensure_model_for(_index_dir(args), args.model, _model_cache_dir(args))
-    embedder = None
-    if args.model:
-        from qa.loader import load_embedder
-
-        embedder = load_embedder(args.model, device=args.device, cache_dir=_model_cache_dir(args))
-    return LocalSearch(_index_dir(args), embedder)
+    return LocalSearch(_index_dir(args), _query_embedder(args, _index_dir(args)))
 
 
 def _filters(args) -> dict:
@@ -571,6 +593,8 @@ def _cmd_chat(args) -> int:
     from qa.chat import Chat, Settings, run
 
     _check_model_option(args)  # before saying a model is loading
+    if not args.server:
+        _check_device_option(args)
     if args.mode != "lexical" and not args.server:
         print("qa chat: loading the model…", file=sys.stderr, flush=True)
     search = _search_backend(args)
