@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from qa.embed import Embedder
@@ -36,6 +36,42 @@ from qa.ingest import MAX_FILE_BYTES, Deduper, FileEntry, _guarded, article_from
 from qa.records import Article, ReadReport, Skipped
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What reading one changed file gave: its SHA-256 and its article, or the ReadError that
+    skips it. ``sha256`` None: the bytes could not be read; ``article`` and ``error`` None: the
+    bytes hash as they did last time (``old_sha256``), so they were not parsed."""
+
+    sha256: str | None
+    article: Article | None = None
+    error: ReadError | None = None
+
+
+def load_file(entry: FileEntry, old_sha256: str | None, max_bytes: int = MAX_FILE_BYTES) -> Loaded:
+    """Read, hash and parse one file (what a run does with each file whose size or time changed)."""
+    try:
+        data = read_bytes(entry, max_bytes)
+    except ReadError as exc:
+        return Loaded(None, error=exc)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == old_sha256:
+        return Loaded(digest)
+    try:
+        return Loaded(digest, article=_guarded(lambda: article_from_bytes(data, entry), entry.rel))
+    except ReadError as exc:
+        return Loaded(digest, error=exc)
+
+
+Loader = Callable[[Iterable[tuple[FileEntry, "str | None"]]], Iterator[tuple[FileEntry, Loaded]]]
+"""Reads the changed files ``(entry, its SHA-256 last time)`` and yields ``(entry, Loaded)`` in the
+same order. :func:`sync_folders` reads them here, one by one; :mod:`qa.cluster` on a Ray cluster."""
+
+
+def _load_here(changed: Iterable[tuple[FileEntry, str | None]], max_bytes: int) -> Iterator[tuple[FileEntry, Loaded]]:
+    for entry, old_sha256 in changed:
+        yield entry, load_file(entry, old_sha256, max_bytes)
 
 
 @dataclass
@@ -65,11 +101,13 @@ def sync_folders(
     ann: str | None = None,
     step_chunks: int = STEP_CHUNKS,
     merge: bool = True,
+    load: Loader | None = None,
 ) -> UpdateReport:
     """Build or update the index at ``path`` from the article files under ``folders``.
 
     ``report`` is filled with what happened to every file. Raises QAError,
     leaving the index as it was, when the folders hold no article files.
+    ``load`` reads the changed files (default: here, one by one, as they come).
     """
     entries = list(scan_files(folders, report, follow_symlinks=follow_symlinks))
     if not entries:
@@ -92,13 +130,17 @@ def sync_folders(
                         run.orphans.add(state.article_id)
         from tqdm import tqdm
 
-        for entry in tqdm(entries, desc="reading", unit=" files", disable=not progress, mininterval=1.0):
-            report.files_seen += 1
-            state = run.states.get(entry.key)
-            if state is not None and state.size == entry.size and state.mtime_ns == entry.mtime_ns:
-                report.unchanged += 1
-                continue
-            _read(run, entry)
+        def changed() -> Iterator[tuple[FileEntry, str | None]]:
+            for entry in tqdm(entries, desc="reading", unit=" files", disable=not progress, mininterval=1.0):
+                report.files_seen += 1
+                state = run.states.get(entry.key)
+                if state is not None and state.size == entry.size and state.mtime_ns == entry.mtime_ns:
+                    report.unchanged += 1
+                    continue
+                yield entry, state.sha256 if state is not None else None
+
+        for entry, loaded in (load or (lambda files: _load_here(files, max_bytes)))(changed()):
+            _read(run, entry, loaded)
         _settle_orphans(run)
         if remove_missing:
             for article_id in writer.catalog.articles_without_file():
@@ -121,32 +163,27 @@ def _skip(run: _Run, entry: FileEntry, state: FileState, exc: ReadError) -> None
     run.writer.put_file(replace(state, status="skipped", article_id=None, detail=f"{exc.reason}: {exc.detail}"[:500]))
 
 
-def _read(run: _Run, entry: FileEntry) -> None:
+def _read(run: _Run, entry: FileEntry, loaded: Loaded) -> None:
     run.processed.add(entry.key)
     old = run.states.get(entry.key)
     blank = FileState(entry.key, entry.size, entry.mtime_ns, "", "skipped", None, entry.rel)
     if old is not None and old.status == "article" and old.article_id:
         run.orphans.add(old.article_id)  # until the file is found to hold it still
-    try:
-        data = read_bytes(entry, run.max_bytes)
-    except ReadError as exc:
-        _skip(run, entry, blank, exc)
+    if loaded.sha256 is None:
+        _skip(run, entry, blank, loaded.error)
         return
-    digest = hashlib.sha256(data).hexdigest()
-    if old is not None and old.sha256 == digest:
+    if old is not None and old.sha256 == loaded.sha256:
         run.report.unchanged += 1
         run.writer.put_file(replace(old, size=entry.size, mtime_ns=entry.mtime_ns))
         if old.status == "article" and old.article_id:
             run.orphans.discard(old.article_id)
             run.claims.setdefault(old.article_id, entry.key)
         return
-    state = replace(blank, sha256=digest)
-    try:
-        article = _guarded(lambda: article_from_bytes(data, entry), entry.rel)
-    except ReadError as exc:
-        _skip(run, entry, state, exc)
+    state = replace(blank, sha256=loaded.sha256)
+    if loaded.error is not None:
+        _skip(run, entry, state, loaded.error)
         return
-    _place(run, entry, state, article)
+    _place(run, entry, state, loaded.article)
 
 
 def _place(run: _Run, entry: FileEntry, state: FileState, article: Article) -> None:
