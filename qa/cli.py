@@ -364,6 +364,10 @@ def _add_index(sub) -> None:
     p.add_argument("--step", type=int, default=None, metavar="CHUNKS",
                    help="commit every CHUNKS new passages (default 8192)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="read, parse and embed on a Ray cluster (after the PATHs; ADDRESS as `ray start` printed "
+                   "it, e.g. 10.0.0.5:6379; none: the cluster of this machine, else a local one). --device "
+                   "cuda puts one model on each GPU of the cluster. Needs pip install -e '.[cluster]'")  # fmt: skip
     p.set_defaults(func=_cmd_index)
 
 
@@ -379,28 +383,39 @@ def _cmd_index(args) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     _check_model_option(args)
-    _check_device_option(args)
+    on_ray = args.ray is not None
+    if on_ray:  # the device is the cluster's; Ray must be installed here
+        from qa.cluster import require_ray
+
+        require_ray()
+    else:
+        _check_device_option(args)
     started = time.perf_counter()
     index_dir = _index_dir(args)
+    device = "cpu" if on_ray else args.device  # this process's model: on a cluster run, the few it embeds itself
     manifest_path = index_dir / MANIFEST
     if args.model is None and manifest_path.exists() and raw_format_version(index_dir) in (1, 2):
         import json
 
         embedding = json.loads(manifest_path.read_text(encoding="utf-8"))["embedding"]
         _ensure_default_model(embedding["model"], _model_cache_dir(args))
-        embedder = embedder_for(embedding, device=args.device, cache_dir=_model_cache_dir(args))
+        embedder = embedder_for(embedding, device=device, cache_dir=_model_cache_dir(args))
     else:
         from qa.loader import load_embedder
 
         _ensure_default_model(args.model, _model_cache_dir(args))
-        embedder = load_embedder(args.model, device=args.device, backend=args.backend,
+        embedder = load_embedder(args.model, device=device, backend=args.backend,
                                  cache_dir=_model_cache_dir(args))  # fmt: skip
     report = ReadReport()
-    result = sync_folders(
-        index_dir, args.paths, embedder, report, remove_missing=not args.keep_missing,
-        follow_symlinks=args.follow_symlinks, progress=not args.quiet, ann=args.ann,
-        step_chunks=args.step or STEP_CHUNKS,
-    )
+    options = dict(remove_missing=not args.keep_missing, follow_symlinks=args.follow_symlinks,
+                   progress=not args.quiet, ann=args.ann, step_chunks=args.step or STEP_CHUNKS)  # fmt: skip
+    if on_ray:
+        from qa.cluster import index_on_ray
+
+        result = index_on_ray(index_dir, args.paths, embedder, report, address=args.ray or None,
+                              device=args.device, cache_dir=_model_cache_dir(args), **options)  # fmt: skip
+    else:
+        result = sync_folders(index_dir, args.paths, embedder, report, **options)
     skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(report.skipped_by_reason().items()))
     print(
         f"files: {report.files_seen} seen, {report.unchanged} unchanged (not read again), "
