@@ -11,8 +11,9 @@ check needs no GPU. Passages: ``--chunks`` chunks of ../shared/corpus/waimei
 (files in a seeded random order, as eval/bench_embed.py takes them; the
 examples/articles when the corpus is absent), embedded as the index embeds
 them (``Chunk.embed_text``). Prints, per precision, the minimum, 0.1st
-percentile and mean cosine, and how many passages fall under 0.999. Not part
-of CI (tests/test_embed.py checks a small sample).
+percentile and mean cosine, the largest 1 - cosine, and how many passages fall
+under 0.999 (exit status 1 if any). Not part of CI (tests/test_embed.py checks
+a small sample).
 """
 
 from __future__ import annotations
@@ -66,15 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     reference = load_embedder(args.model).embed_passages(texts)
     print(f"{len(texts)} passages ({sum(map(len, texts)) / len(texts):.0f} characters on average); "
           f"fp32 in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-    print(f"{'precision':10s} {'min cos':>10s} {'p0.1 cos':>10s} {'mean cos':>10s} {'< ' + str(FLOOR):>8s} {'seconds':>8s}")
+    print(f"{'precision':10s} {'min cos':>10s} {'p0.1 cos':>10s} {'mean cos':>10s} {'max 1-cos':>10s} "
+          f"{'< ' + str(FLOOR):>8s} {'seconds':>8s}")  # fmt: skip
     worst = 1.0
     for precision in args.precisions.split(","):
         started = time.perf_counter()
         vectors = load_embedder(args.model, precision=precision).embed_passages(texts)
         cosines = (vectors * reference).sum(axis=1)
         worst = min(worst, float(cosines.min()))
-        print(f"{precision:10s} {cosines.min():10.6f} {np.percentile(cosines, 0.1):10.6f} {cosines.mean():10.6f} "
-              f"{int((cosines < FLOOR).sum()):8d} {time.perf_counter() - started:8.0f}", flush=True)  # fmt: skip
+        print(f"{precision:10s} {cosines.min():10.7f} {np.percentile(cosines, 0.1):10.7f} {cosines.mean():10.7f} "
+              f"{1 - cosines.min():10.1e} {int((cosines < FLOOR).sum()):8d} {time.perf_counter() - started:8.0f}",
+              flush=True)  # fmt: skip
     return 0 if worst >= FLOOR else 1
 
 

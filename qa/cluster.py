@@ -286,14 +286,15 @@ class _RayLoader:
         plan = self.plan
         rows = [{"path": str(e.path), "root": str(e.root), "rel": e.rel, "size": e.size, "mtime_ns": e.mtime_ns,
                  "old": old or ""} for e, old in files]  # fmt: skip
-        read_batch = FILES_PER_BATCH if plan.split else plan.files_per_batch
+        # a few files: smaller batches, so that every actor gets a share (four calls each at least)
+        per_call = max(1, min(plan.files_per_batch, math.ceil(len(rows) / (4 * plan.actors))))
+        read_batch = min(FILES_PER_BATCH, per_call) if plan.split else per_call
         dataset = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / read_batch))
         model = dict(model=self.model, device=self.device, backend=self.backend, cache_dir=self.cache_dir,
                      threads=int(plan.cpus_per_actor))  # fmt: skip
-        calls = math.ceil(len(rows) / plan.files_per_batch)
-        actors = dict(compute=ray.data.ActorPoolStrategy(size=max(1, min(plan.actors, calls))),  # no idle model
+        actors = dict(compute=ray.data.ActorPoolStrategy(size=max(1, min(plan.actors, len(rows)))),  # no idle model
                       num_cpus=plan.cpus_per_actor, num_gpus=plan.gpus_per_actor, batch_format="numpy",
-                      batch_size=plan.files_per_batch)  # fmt: skip
+                      batch_size=per_call)  # fmt: skip
         if plan.split:
             dataset = dataset.map_batches(read_files, fn_kwargs={"max_bytes": self.max_bytes}, batch_size=read_batch,
                                           batch_format="numpy", num_cpus=plan.read_cpus)  # fmt: skip
