@@ -333,15 +333,25 @@ class _RayLoader:
 
 def _cluster_error(exc: Exception) -> QAError:
     """A failure on the cluster as one line: the domain error a worker raised (a model it
-    cannot load), else the first line of Ray's message."""
-    seen = exc
-    for _ in range(10):  # Ray wraps a worker's exception; find ours
-        cause = getattr(seen, "cause", None) or seen.__cause__
-        if cause is None:
+    cannot load there), else the first line of Ray's message."""
+    import re
+
+    import qa.errors
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # Ray wraps a worker's exception (a task's error carries it as its cause)
+        if isinstance(seen, QAError) and not isinstance(seen, ReadError):
+            return type(seen)(f"on a Ray worker: {seen}")
+        seen = getattr(seen, "cause", None) or getattr(seen, "__cause__", None)
+        if seen is None:
             break
-        if isinstance(cause, QAError):
-            return type(cause)(f"on a Ray worker: {cause}")
-        seen = cause
+    # an actor that failed to start carries only the text of the worker's traceback
+    found = re.findall(r"^qa\.errors\.(\w+): (.+)$", str(exc), re.M)
+    if found:
+        name, message = found[-1]
+        kind = getattr(qa.errors, name, QAError)
+        if isinstance(kind, type) and issubclass(kind, QAError) and kind is not ReadError:
+            return kind(f"on a Ray worker: {message}")
     first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     return QAError(f"the Ray cluster failed: {first}")
 

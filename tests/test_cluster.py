@@ -196,6 +196,24 @@ def test_qa_index_with_ray_on_the_command_line(local_ray, tmp_path, capsys):
     assert_same_index(tmp_path / "local", tmp_path / "ray", HashEmbedder())
 
 
+def test_a_model_missing_on_the_nodes_is_the_workers_error_in_one_line(local_ray, tmp_path):
+    """The model loads here but not on the nodes (another path there): the run stops with the
+    ModelNotAvailable the actors raised, as one line, and the index keeps no half-run."""
+
+    class Elsewhere(HashEmbedder):  # this process has it; the actors look for it at this path
+        def __init__(self):
+            super().__init__(64)
+            self.model, self.backend = str(tmp_path / "no-model-here"), "sentence-transformers"
+
+    folder = write_folder(tmp_path / "articles")
+    with pytest.raises(ModelNotAvailable) as err:
+        ray_run(tmp_path / "index", folder, Elsewhere())
+    message = str(err.value)
+    assert message.startswith("on a Ray worker: embedding model") and "no such directory" in message
+    assert "\n" not in message
+    assert contents(tmp_path / "index")["articles"] == []  # nothing committed
+
+
 # ------------------------------------------------------------ a real model
 
 
