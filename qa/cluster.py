@@ -257,10 +257,8 @@ class _RayLoader:
     waited: float = 0.0  # seconds this process waited for the cluster's results
     started_ray: bool = False
 
-    def __call__(self, changed: Iterable[tuple[FileEntry, str | None]]) -> Iterator[tuple[FileEntry, Loaded]]:
-        files = list(changed)
-        if not files:
-            return
+    def connect(self):
+        """Ray, connected (or started), and the plan for its resources."""
         ray = require_ray()
         if not ray.is_initialized():
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False,
@@ -268,6 +266,13 @@ class _RayLoader:
             self.started_ray = True
         if self.plan is None:
             self.plan = plan_for(ray.cluster_resources(), self.device, cpus_per_actor=self.cpus_per_actor)
+        return ray
+
+    def __call__(self, changed: Iterable[tuple[FileEntry, str | None]]) -> Iterator[tuple[FileEntry, Loaded]]:
+        files = list(changed)
+        if not files:
+            return
+        ray = self.connect()
         context = ray.data.DataContext.get_current()
         saved = (context.execution_options.preserve_order, context.enable_progress_bars,
                  context.print_on_execution_start)  # fmt: skip
@@ -395,6 +400,8 @@ def index_on_ray(
                         cache_dir=str(cache_dir) if cache_dir else None, address=address,
                         cpus_per_actor=cpus_per_actor, max_bytes=max_bytes, progress=progress, plan=plan)  # fmt: skip
     try:
+        if device != "cpu":
+            loader.connect()  # a cluster without a GPU is refused before the index is touched
         result = sync_folders(path, folders, vectors, report, remove_missing=remove_missing,
                               follow_symlinks=follow_symlinks, max_bytes=max_bytes, progress=progress, ann=ann,
                               step_chunks=step_chunks, merge=merge, load=loader)  # fmt: skip

@@ -214,6 +214,17 @@ def test_a_model_missing_on_the_nodes_is_the_workers_error_in_one_line(local_ray
     assert contents(tmp_path / "index")["articles"] == []  # nothing committed
 
 
+def test_cuda_on_a_cluster_without_gpus_is_refused_before_the_index_is_touched(local_ray, tmp_path, capsys):
+    folder = write_folder(tmp_path / "articles")
+    with pytest.raises(ModelNotAvailable, match="the Ray cluster has no GPU"):
+        ray_run(tmp_path / "index", folder, HashEmbedder(), device="cuda")
+    local_run(tmp_path / "built", folder, HashEmbedder())  # through the CLI: the index's own model
+    assert main(["index", str(folder), "--index", str(tmp_path / "built"), "--ray", "--device", "cuda"]) == 2
+    _out, err = capsys.readouterr()
+    assert err.startswith("qa index: error: device 'cuda' was asked for but the Ray cluster has no GPU (2 CPUs)")
+    assert not (tmp_path / "index").exists()
+
+
 # ------------------------------------------------------------ a real model
 
 
