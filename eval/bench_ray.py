@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{'path':12s} {'passages/s':>10s}\n{'one process':12s} {one:10.1f}\n{'ray':12s} {on_ray:10.1f}")
         print(f"Ray overhead: {(one / on_ray - 1) * 100:+.1f}% of the one-process time (target <= 15%)")
         print(f"Ray run: {statistics.median(waited):.1f} s of {ray_seconds:.1f} s waiting for the cluster; "
-              f"same {len(a)} passages: {a.keys() == b.keys()}; largest 1 - cosine between the two indexes: {worst:.1e}")
+              f"same {len(a)} passages: {a.keys() == b.keys()}; "
+              f"largest 1 - cosine between the two indexes: {worst:.1e}")
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)

@@ -53,8 +53,9 @@ def _article(i: int, *, url: str | None = None, paragraphs: int = 3) -> str:
         f"预计投入{(i + 1) * (p + 3)}亿元。</p>"
         for p in range(1, paragraphs + 1)
     )
-    return ARTICLE.format(title=f"{topic}（{i}）", month=i % 12 + 1, day=i % 27 + 1, source=["测试日报", "晚报", "Daily"][i % 3],
-                          url=url or f"https://news.example.org/{i}", tag=i % 4, body=body)  # fmt: skip
+    return ARTICLE.format(title=f"{topic}（{i}）", month=i % 12 + 1, day=i % 27 + 1,
+                          source=["测试日报", "晚报", "Daily"][i % 3], url=url or f"https://news.example.org/{i}",
+                          tag=i % 4, body=body)  # fmt: skip
 
 
 def write_folder(folder: Path) -> Path:
@@ -68,8 +69,8 @@ def write_folder(folder: Path) -> Path:
         (sub / f"a{i:02d}.md").write_text(_article(i), encoding="utf-8")
     (folder / "copy-of-a03.md").write_text(_article(3), encoding="utf-8")
     (folder / "same-text-as-a04.md").write_text(_article(4, url="https://mirror.example.net/4"), encoding="utf-8")
-    (folder / "long.md").write_text(_article(99, paragraphs=1).replace("</p>", "。".join(["长段落的句子，内容很长"] * 120) + "</p>"),
-                                    encoding="utf-8")  # fmt: skip
+    long_paragraph = "。".join(["长段落的句子，内容很长"] * 120)
+    (folder / "long.md").write_text(_article(99, paragraphs=1).replace("</p>", long_paragraph + "</p>"), encoding="utf-8")
     (folder / "binary.md").write_bytes(b"\x00\x01\x02 not text \x00")
     (folder / "empty.txt").write_text("", encoding="utf-8")
     return folder
@@ -113,7 +114,8 @@ def answers(root: Path, embedder) -> tuple[list, np.ndarray]:
     """Every question's hits in every mode: (chunk id, citation) in rank order, and the scores."""
     with Index.open(root, embedder) as index:
         results = [index.search(q, k=6, mode=mode).hits for q in QUESTIONS for mode in ("dense", "lexical", "hybrid")]
-    return [[(h.chunk_id, h.citation) for h in hits] for hits in results], np.array([h.score for r in results for h in r])
+    scores = np.array([h.score for hits in results for h in hits])
+    return [[(h.chunk_id, h.citation) for h in hits] for hits in results], scores
 
 
 def assert_same_index(local: Path, cluster: Path, embedder, atol: float = 0.0) -> None:
@@ -163,7 +165,9 @@ def test_ray_builds_and_updates_the_index_one_process_builds(local_ray, tmp_path
     folder = write_folder(tmp_path / "articles")
     first = ray_run(tmp_path / "ray", folder, HashEmbedder(), step_chunks=40)  # several committed steps
     same_reports(local_run(tmp_path / "local", folder, HashEmbedder(), step_chunks=40), first)
-    assert first[0].commits > 2 and first[1].duplicates == 2 and {s.reason for s in first[1].skipped} == {"binary", "no text"}
+    assert first[0].commits > 2 and first[1].duplicates == 2
+    assert {s.reason for s in first[1].skipped} == {"binary", "no text"}
+    assert sum(c[-1] == "long.md" for c in contents(tmp_path / "ray")["chunks"]) > 3  # one paragraph, split
     assert_same_index(tmp_path / "local", tmp_path / "ray", HashEmbedder())
 
     change_folder(folder)
