@@ -164,7 +164,7 @@ with length-sorted batches of 64k tokens (81 tokens per chunk on average), bound
 launches, so batches must be large; 64k tokens of a 512-token model is 128 passages."""
 CPU_BATCH_TOKENS = 4_096
 """Padded tokens per model run on a CPU: ~50 corpus passages, about what the 32 passages of
-sentence-transformers' own batches held; larger batches gain nothing on two cores."""
+sentence-transformers' own batches held (the CPU path keeps its batch size; only the padding goes)."""
 
 
 def check_device(device: str) -> None:
