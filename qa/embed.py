@@ -28,6 +28,10 @@ class Embedder(ABC):
     model: str  # recorded in the index manifest; an index refuses another model
     backend: str  # "sentence-transformers" | "onnx" | "hash"
     dimension: int
+    passages_per_call: int | None = None
+    """How many passages an index writer hands over per ``embed_passages`` call (and saves
+    together); None: the writer's own size (128). A GPU wants thousands, so that its
+    token-budget batches fill; on a CPU small calls keep the progress bar moving."""
 
     @abstractmethod
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -148,6 +152,10 @@ class BatchingEmbedder(Embedder):
         self._queue.put((texts, future))
         return future.result()
 
+    @property
+    def passages_per_call(self) -> int | None:
+        return self.inner.passages_per_call
+
     def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         return self.inner.embed_passages(texts, progress=progress)
 
@@ -251,6 +259,8 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_size = batch_size
         gpu = device.startswith("cuda")
         self.batch_tokens = int(batch_tokens or (GPU_BATCH_TOKENS if gpu else CPU_BATCH_TOKENS))
+        if gpu:  # ~81 tokens a passage on the corpus mix: 4,096 passages fill five 64k-token batches
+            self.passages_per_call = 4096
         self.precision = _resolve_precision(precision, device)
         self._st = _load_sentence_transformer(str(name_or_path), device)
         self._st.eval()  # no dropout: the same text gives the same vector

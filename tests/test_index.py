@@ -48,6 +48,7 @@ class CountingEmbedder(Embedder):
         return self._inner.embed_queries(texts)
 
     def embed_passages(self, texts, progress=False):
+        self.largest = max(getattr(self, "largest", 0), len(texts))
         self.batches += 1
         if self.fail_on_batch is not None and self.batches >= self.fail_on_batch:
             raise KeyboardInterrupt("simulated Ctrl-C while embedding")
@@ -983,3 +984,18 @@ def test_embedding_batches_are_even_in_length_and_fair_in_order():
     mean = sum(map(len, texts.values())) / len(texts)
     early = [len(t) for b in batches[: len(batches) // 5] for _, t in b]
     assert abs(sum(early) / len(early) - mean) < 0.25 * mean  # the first 20% predicts the rest
+
+
+def test_the_writer_hands_the_model_as_many_passages_per_call_as_it_asks(tmp_path):
+    """A GPU model asks for thousands of passages per call (its token-budget batches fill);
+    the writer cuts its work accordingly, and the index is the same whatever the size."""
+    articles = corpus()
+    small, large = CountingEmbedder(), CountingEmbedder()
+    small.passages_per_call, large.passages_per_call = 3, 4096
+    Index.update(tmp_path / "small", articles, small)
+    Index.update(tmp_path / "large", articles, large)
+    assert small.largest <= 3 < small.passages == large.passages
+    assert large.batches == 1 and large.largest == large.passages
+    with Index.open(tmp_path / "small", small) as a, Index.open(tmp_path / "large", large) as b:
+        for q in ("项目35进展", "report 7"):
+            assert [h.chunk_id for h in a.search(q, k=10).hits] == [h.chunk_id for h in b.search(q, k=10).hits]

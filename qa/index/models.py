@@ -52,6 +52,10 @@ class LazyEmbedder(Embedder):
                 inner = self._inner
         return inner
 
+    @property
+    def passages_per_call(self) -> int | None:  # the model's own (asked only when passages are embedded)
+        return self.embedder().passages_per_call
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder().embed_queries(texts)
 

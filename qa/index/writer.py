@@ -526,7 +526,7 @@ class Writer:
             return {}
         started = time.perf_counter()
         out: dict[str, np.ndarray] = {}
-        batches = embedding_batches(texts_by_hash)
+        batches = embedding_batches(texts_by_hash, self.embedder.passages_per_call)
         total_chars = sum(len(t) for t in texts_by_hash.values())
         with tqdm(total=total_chars, desc="embedding", unit=" chars", unit_scale=True,
                   disable=not self.progress) as bar:  # fmt: skip
