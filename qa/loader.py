@@ -53,7 +53,9 @@ def load_embedder(
     """
     from qa import default_model
 
-    backends = ("auto", "sentence-transformers", "onnx", "onnx-int8", "hash")
+    from qa.onnx_embed import ONNX_BACKENDS, backend_for_model_id  # numpy only: no runtime is loaded
+
+    backends = ("auto", "sentence-transformers", *ONNX_BACKENDS, "hash")
     if backend not in backends:
         raise ModelNotAvailable(f"unknown embedding backend {backend!r}: use one of {', '.join(backends)}")
     name = (model or "default").strip()
@@ -61,21 +63,19 @@ def load_embedder(
     if match or backend == "hash":
         return HashEmbedder(int(match.group(1)) if match and match.group(1) else 64)
     check_device(device)  # before anything is loaded: a missing GPU is the one line said
-    int8_id = default_model.DEFAULT_MODEL_ID + "+onnx-int8"
-    if name in ("default", default_model.DEFAULT_MODEL_ID, int8_id):
-        if name == int8_id:
-            backend = "onnx-int8"
+    if name in ("default", default_model.DEFAULT_MODEL_ID) or backend_for_model_id(name):
+        backend = backend_for_model_id(name) or backend  # an int8 path's id names its backend
         model_dir = default_model.default_model_dir(cache_dir)
-        if backend in ("onnx", "onnx-int8"):
+        if backend in ONNX_BACKENDS:
             if device != "cpu":
                 raise ModelNotAvailable("the onnx backend runs on the CPU only: use --device cpu")
             from qa.onnx_embed import OnnxEmbedder
 
-            return OnnxEmbedder.for_default_model(model_dir, quantized=backend == "onnx-int8",
+            return OnnxEmbedder.for_default_model(model_dir, backend=backend,
                                                   batch_size=batch_size or 32)  # fmt: skip
         return SentenceTransformerEmbedder(model_dir, model_id=default_model.DEFAULT_MODEL_ID, device=device,
                                            batch_size=batch_size, batch_tokens=batch_tokens, precision=precision)  # fmt: skip
-    if backend in ("onnx", "onnx-int8"):
+    if backend in ONNX_BACKENDS:
         raise ModelNotAvailable(f"the onnx backend is offered for the default model only, not for {name!r}")
     return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size, batch_tokens=batch_tokens,
                                        precision=precision)  # fmt: skip
