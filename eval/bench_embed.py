@@ -47,7 +47,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
-DEFAULT_PATHS = "st,onnx,onnx/rows32,onnx-int8-mixed,onnx-int8-mixed/rows32,onnx-int8-pc,onnx-int8"
+DEFAULT_PATHS = "st,onnx,onnx-int8-mixed,onnx-int8-mixed/t256,onnx-int8-mixed/rows32,onnx-int8-pc,onnx-int8"
 QUESTIONS = [
     "2020年破获了多少电信网络诈骗案件？",
     "What share of telecom fraud is committed from abroad?",

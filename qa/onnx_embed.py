@@ -59,9 +59,11 @@ INT8_FILE = "model_int8.onnx"
 INT8_MODEL_ID = DEFAULT_MODEL_ID + "+onnx-int8"
 
 #: Padded tokens per model run (rows x the longest row). Measured on 2 cores
-#: (eval/bench_embed.py): a few hundred tokens keep a layer's activations in
-#: the 1 MB L2 cache of a core; 32 rows of ~80 tokens ran ~1.5x slower.
-BATCH_TOKENS = 256
+#: (int8-mixed on 800 corpus chunks): 512
+#: ran 4% faster than 256 on idle cores, and under a heavy load a few hundred
+#: tokens (a layer's activations within a core's 1 MB L2 cache) ran ~1.2-1.5x
+#: faster than 32 rows of ~80 tokens.
+BATCH_TOKENS = 512
 #: At most this many texts per run, however short.
 BATCH_ROWS = 32
 
@@ -102,6 +104,10 @@ VARIANTS: dict[str, Variant] = {
 }
 #: Every ONNX backend name, for load_embedder and the command line.
 ONNX_BACKENDS = tuple(VARIANTS)
+#: The fastest path that meets the quality bar (XQuAD Recall@1 within 0.005
+#: of fp32 both ways; measured +0.002 zh→zh, -0.001 en→zh): what a new index
+#: of the default model should be embedded with on a CPU (eval/README.md).
+CPU_INDEX_BACKEND = "onnx-int8-mixed"
 
 
 def backend_for_model_id(model_id: str) -> str | None:
@@ -110,6 +116,23 @@ def backend_for_model_id(model_id: str) -> str | None:
         if variant.model_id == model_id and variant.model_id != DEFAULT_MODEL_ID:
             return variant.backend
     return None
+
+
+def fp32_equivalent(model_id: str) -> str:
+    """The fp32 model id whose scores ``model_id``'s stand for: the default model's for
+    ``onnx-int8-mixed`` (passage vectors with cosine >= 0.998 to fp32's and fp32 questions,
+    so what was fitted on fp32 scores, such as :mod:`qa.relevance`'s calibration,
+    holds), else ``model_id`` itself."""
+    return DEFAULT_MODEL_ID if model_id == VARIANTS[CPU_INDEX_BACKEND].model_id else model_id
+
+
+def onnx_available() -> bool:
+    """Whether ONNX Runtime can be imported here (the onnx extra)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- export
@@ -260,7 +283,10 @@ class OnnxEmbedder(Embedder):
     (:func:`plan_batches`), and put back in input order. Passages run
     through ``onnx_file``, questions through ``query_file`` (the same file
     unless given); each session is created on first use, so a build loads
-    only the passage graph and a server only the question graph. Safe to
+    only the passage graph and a server only the question graph. The
+    passage session's idle threads spin between runs (ONNX Runtime's
+    default: ~9% faster on 2 idle cores), the question session's sleep (a
+    server shares its cores with searches). Safe to
     call from many threads at once: an ONNX Runtime session may run
     concurrently, and the tokenizer's settings are fixed once here.
     """
@@ -277,7 +303,7 @@ class OnnxEmbedder(Embedder):
             if not path.is_file():
                 raise ModelNotAvailable(f"ONNX model file {path} is missing: run `qa model --onnx`")
         self._threads = threads
-        self._sessions: dict[Path, object] = {}
+        self._sessions: dict[str, object] = {}  # by role
         self._session_lock = threading.Lock()  # taken only to create a session
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self._tokenizer.no_padding()
@@ -308,24 +334,23 @@ class OnnxEmbedder(Embedder):
         )
 
     def _session(self, role: str):
-        path = self._files[role]
-        session = self._sessions.get(path)
+        session = self._sessions.get(role)
         if session is None:
             with self._session_lock:
-                session = self._sessions.get(path)
+                session = self._sessions.get(role)
                 if session is None:
-                    session = self._sessions[path] = self._open(path)
+                    session = self._sessions[role] = self._open(self._files[role], spinning=role == "passage")
         return session
 
-    def _open(self, path: Path):
+    def _open(self, path: Path, *, spinning: bool):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         if self._threads:
             options.intra_op_num_threads = self._threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # idle pool threads sleep instead of spinning: a server shares its cores with searches
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if not spinning:  # idle pool threads sleep: a server shares its cores with searches
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def _encode(self, texts: Sequence[str], role: str, progress: bool) -> np.ndarray:

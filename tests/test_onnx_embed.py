@@ -116,10 +116,13 @@ def test_fast_path_is_close_to_fp32_per_chunk(st, fast, texts):
 
 
 def test_fast_path_is_recorded_as_its_own_model(fast):
-    from qa.onnx_embed import backend_for_model_id
+    from qa.onnx_embed import CPU_INDEX_BACKEND, backend_for_model_id, fp32_equivalent
 
     assert fast.model != DEFAULT_MODEL_ID  # an fp32 index refuses its vectors, and the other way round
-    assert backend_for_model_id(fast.model) == "onnx-int8-mixed"
+    assert backend_for_model_id(fast.model) == "onnx-int8-mixed" == CPU_INDEX_BACKEND
+    assert backend_for_model_id(DEFAULT_MODEL_ID) is None and backend_for_model_id("BAAI/bge-m3") is None
+    assert fp32_equivalent(fast.model) == DEFAULT_MODEL_ID  # fp32's calibrations hold for it
+    assert fp32_equivalent(DEFAULT_MODEL_ID + "+onnx-int8") == DEFAULT_MODEL_ID + "+onnx-int8"
     again = load_embedder(fast.model)  # what an index recording it loads
     assert again.model == fast.model
     np.testing.assert_allclose(again.embed_passages(["高雄輕軌全線通車"]), fast.embed_passages(["高雄輕軌全線通車"]),
