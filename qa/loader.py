@@ -42,8 +42,8 @@ def load_embedder(
       Hugging Face cache) or a local model directory.
 
     ``backend``: "auto" or "sentence-transformers"; for the default model
-    also "onnx" (ONNX Runtime, fp32, same vectors) or "onnx-int8" (dynamically
-    quantised, recorded as its own model id), see :mod:`qa.onnx_embed`.
+    also "onnx" (ONNX Runtime, fp32, same vectors) or an int8 path ("onnx-int8-mixed",
+    "onnx-int8-pc", "onnx-int8"; each recorded as its own model id), see :mod:`qa.onnx_embed`.
     ``device``: "cpu" or "cuda" (refused at once where no GPU is usable,
     :func:`qa.embed.check_device`). ``precision`` ("auto": fp16 on a GPU, fp32
     on a CPU), ``batch_tokens`` and ``batch_size`` go to
