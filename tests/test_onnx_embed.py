@@ -125,8 +125,8 @@ def test_fast_path_is_recorded_as_its_own_model(fast):
     assert fp32_equivalent(DEFAULT_MODEL_ID + "+onnx-int8") == DEFAULT_MODEL_ID + "+onnx-int8"
     again = load_embedder(fast.model)  # what an index recording it loads
     assert again.model == fast.model
-    np.testing.assert_allclose(again.embed_passages(["高雄輕軌全線通車"]), fast.embed_passages(["高雄輕軌全線通車"]),
-                               atol=1e-6)  # fmt: skip
+    text = ["高雄輕軌全線通車"]
+    np.testing.assert_allclose(again.embed_passages(text), fast.embed_passages(text), atol=1e-6)
 
 
 XQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "xquad"
