@@ -72,7 +72,12 @@ def calibrations(path: Path = CALIBRATION_FILE) -> dict[tuple[str, str], Calibra
 
 
 def find(model: str, mode: str) -> Calibration | None:
-    return calibrations().get((model, mode))
+    """The calibration fitted for this model and mode; a path whose scores stand for another
+    model's (onnx-int8-mixed for the default model's fp32, :func:`qa.onnx_embed.fp32_equivalent`)
+    takes that one; None when none was fitted."""
+    from qa.onnx_embed import fp32_equivalent
+
+    return calibrations().get((fp32_equivalent(model), mode))
 
 
 @dataclass(frozen=True)

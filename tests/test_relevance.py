@@ -54,3 +54,14 @@ def test_the_default_model_tells_answered_from_unanswered(tmp_path):
             result = index.search(question, k=3)
             assert result.answerable is False and result.hits, question  # the nearest passages are still shown
             assert all(h.relevance < 0.2 for h in result.hits), question
+
+
+def test_the_int8_path_that_keeps_fp32_scores_uses_fp32_calibration_and_no_other_does():
+    from qa.default_model import DEFAULT_MODEL_ID
+    from qa.relevance import find
+
+    fp32 = find(DEFAULT_MODEL_ID, "hybrid")
+    assert fp32 is not None
+    assert find(DEFAULT_MODEL_ID + "+onnx-int8-mixed", "hybrid") is fp32
+    assert find(DEFAULT_MODEL_ID + "+onnx-int8", "hybrid") is None  # its scores differ: no verdict, not a guess
+    assert find("some/other-model", "hybrid") is None
