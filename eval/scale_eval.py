@@ -271,6 +271,7 @@ def main() -> int:
         by_id = {a.id: a for a in articles.values()}
         per_mode = {}
         misses = []
+        gold_ranks: dict[tuple[str, str, str], int | None] = {}  # (question, gold file, mode) -> rank
         for mode in MODES:
             r1 = r5 = mrr = same1 = 0.0
             first_by_lang: dict[str, list[bool]] = {}
@@ -278,6 +279,7 @@ def main() -> int:
                 gold = by_file_id.get(q.file)
                 got = ranks(index, q.text, mode)
                 rank = got.index(gold) + 1 if gold in got else None
+                gold_ranks[q.text, q.file, mode] = rank
                 r1 += rank == 1
                 first_by_lang.setdefault(q.lang, []).append(rank == 1)
                 r5 += rank is not None and rank <= 5
@@ -293,10 +295,8 @@ def main() -> int:
             per_mode[mode] = {"R@1": r1 / n, "R@5": r5 / n, "MRR@10": mrr / n, "R@1 same facts": same1 / n,
                               "R@1 by language": {lang: sum(v) / len(v) for lang, v in sorted(first_by_lang.items())}}  # fmt: skip
         for miss in misses:
-            gold = by_file_id.get(miss["gold"])
             for mode in MODES:  # where the gold landed in each mode
-                got = ranks(index, miss["question"], mode)
-                miss["ranks"][mode] = got.index(gold) + 1 if gold in got else None
+                miss["ranks"][mode] = gold_ranks[miss["question"], miss["gold"], mode]
             gold_article = articles.get(miss["gold"])
             miss["gold_title"] = gold_article.title if gold_article else None
             miss["top_title"] = by_id[miss["top"][0]].title if miss["top"] else None

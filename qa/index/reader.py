@@ -381,7 +381,6 @@ class Index:
         stored = self.catalog.chunk_rows(dense[0].tolist())
         families = [script_family(stored[r].text) if r in stored else "und" for r in dense[0].tolist()]
         adjusted = language_adjusted(dense[1], families, script_family(question))
-        raw = dict(zip(dense[2].tolist(), dense[1].tolist()))
         if mode == "dense":
             order = np.lexsort((dense[2], -adjusted))  # best first, ties by key
             fused = [Fused(int(dense[2][i]), float(adjusted[i]), float(dense[1][i]), None) for i in order]
@@ -389,6 +388,7 @@ class Index:
         fused = fuse(
             dense[2], adjusted, lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max,
         )  # candidates are named by their keys, so ties break alike in every build
+        raw = dict(zip(dense[2].tolist(), dense[1].tolist()))
         fused = [replace(f, dense=raw[f.row]) if f.dense is not None else f for f in fused]
         return fused, rows_by_key, pool, stored
 
@@ -471,8 +471,7 @@ class Index:
 
     def _hits(self, question: str, candidates: list[Fused], rows_by_key: dict[int, int], k: int,
               cap: int | None, stored: dict) -> tuple[Hit, ...]:  # fmt: skip
-        stored = dict(stored)
-        fetched = 0
+        fetched = 0  # stored: the rows _candidates read already; more are added as needed
         taken: dict[str, list[tuple[int, int]]] = {}  # article id -> paragraph ranges already hit
         hits: list[Hit] = []
         for i, cand in enumerate(candidates):
