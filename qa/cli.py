@@ -437,6 +437,7 @@ def _cmd_index(args) -> int:
         f"index: {printable(str(index_dir.resolve()))} (version {result.version}: {result.articles} articles, "
         f"{result.chunks} passages in {result.segments} segments; {result.commits} commits, "
         f"{result.merges} merges); {time.perf_counter() - started:.1f} s"
+        + (f"\ntime: {result.timings.summary()}" if result.timings is not None and result.written else "")
     )
     return EXIT_OK
 

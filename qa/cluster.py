@@ -45,7 +45,7 @@ from qa.embed import Embedder
 from qa.errors import ModelNotAvailable, QAError, ReadError
 from qa.index.catalog import text_hash
 from qa.index.sync import Loaded, load_file, sync_folders
-from qa.index.writer import STEP_CHUNKS, UpdateReport
+from qa.index.writer import STEP_CHUNKS, Timings, UpdateReport, prepare
 from qa.ingest import MAX_FILE_BYTES, FileEntry
 from qa.records import Article, ReadReport
 
@@ -169,12 +169,14 @@ def _article_from_json(text: str) -> Article:
 
 def read_files(batch: dict[str, np.ndarray], max_bytes: int = MAX_FILE_BYTES) -> dict[str, np.ndarray]:
     """A Ray Data batch of changed files (path, root, rel, size, mtime_ns, old: the SHA-256 of
-    the last run or "") read, hashed, parsed and chunked: adds sha256 ("" when unreadable),
-    article (JSON, or ""), error (JSON [path, reason, detail], or "") and texts (JSON list of
-    the chunks' embed texts)."""
+    the last run or "") read, hashed, parsed, chunked and tokenised for BM25: adds sha256 (""
+    when unreadable), article (JSON, or ""), error (JSON [path, reason, detail], or ""), texts
+    (JSON list of the chunks' embed texts) and tokens (JSON list of each chunk's BM25 tokens),
+    so that the writer's process does none of that work."""
     from qa.chunk import chunk_article
+    from qa.lexical import tokenize
 
-    sha256, articles, errors, texts = [], [], [], []
+    sha256, articles, errors, texts, tokens = [], [], [], [], []
     for path, root, rel, size, mtime_ns, old in zip(batch["path"], batch["root"], batch["rel"], batch["size"],
                                                      batch["mtime_ns"], batch["old"]):  # fmt: skip
         entry = FileEntry(path=Path(path), root=Path(root), rel=str(rel), size=int(size), mtime_ns=int(mtime_ns))
@@ -185,9 +187,11 @@ def read_files(batch: dict[str, np.ndarray], max_bytes: int = MAX_FILE_BYTES) ->
                       if loaded.error is not None else "")  # fmt: skip
         chunks = chunk_article(loaded.article) if loaded.article is not None else []
         texts.append(json.dumps([c.embed_text for c in chunks], ensure_ascii=False))
+        tokens.append(json.dumps([tokenize(c.embed_text) for c in chunks], ensure_ascii=False))
     out = dict(batch)
     out.update(sha256=np.array(sha256, dtype=object), article=np.array(articles, dtype=object),
-               error=np.array(errors, dtype=object), texts=np.array(texts, dtype=object))  # fmt: skip
+               error=np.array(errors, dtype=object), texts=np.array(texts, dtype=object),
+               tokens=np.array(tokens, dtype=object))  # fmt: skip
     return out
 
 
@@ -255,6 +259,7 @@ class _RayLoader:
     progress: bool
     plan: ClusterPlan | None = None
     waited: float = 0.0  # seconds this process waited for the cluster's results
+    prepare_seconds: float = 0.0  # seconds this process spent rebuilding the prepared articles
     started_ray: bool = False
 
     def connect(self):
@@ -329,11 +334,14 @@ class _RayLoader:
         if hashes:
             self.vectors.offer(hashes, np.frombuffer(batch["vectors"][i], dtype="<f4").reshape(len(hashes), -1))
         error = json.loads(batch["error"][i]) if batch["error"][i] else None
-        return Loaded(
-            sha256=str(batch["sha256"][i]) or None,
-            article=_article_from_json(batch["article"][i]) if batch["article"][i] else None,
-            error=ReadError(*error) if error else None,
-        )
+        article = _article_from_json(batch["article"][i]) if batch["article"][i] else None
+        started = time.perf_counter()
+        prepared = None
+        if article is not None:  # chunked again here (cheap), tokenised there (not cheap)
+            prepared = prepare(article, None, json.loads(batch["tokens"][i]))
+        self.prepare_seconds += time.perf_counter() - started
+        return Loaded(sha256=str(batch["sha256"][i]) or None, article=article,
+                      error=ReadError(*error) if error else None, prepared=prepared)  # fmt: skip
 
 
 def _cluster_error(exc: Exception) -> QAError:
@@ -391,8 +399,8 @@ def index_on_ray(
     one (``RAY_ADDRESS``, or ``ray start`` on this machine), else a local one started for the
     run and stopped after it. ``plan``: how the work is spread (default: :func:`plan_for` the
     cluster's resources, with ``cpus_per_actor``). The other options are
-    :func:`qa.index.sync_folders`'s. The report's ``embed_seconds`` is the time this process
-    waited for the cluster's results.
+    :func:`qa.index.sync_folders`'s. The report's ``embed_seconds`` (and ``timings.embed``) is
+    the time this process waited for the cluster's results.
     """
     require_ray()  # a missing extra is said before anything is read
     vectors = ClusterVectors(embedder)
@@ -410,4 +418,6 @@ def index_on_ray(
             import ray
 
             ray.shutdown()
-    return replace(result, embed_seconds=loader.waited)
+    # reading, parsing and embedding ran on the cluster: here, the wait for it and the rest
+    timings = replace(result.timings or Timings(), read=0.0, prepare=loader.prepare_seconds, embed=loader.waited)
+    return replace(result, embed_seconds=loader.waited, timings=timings)

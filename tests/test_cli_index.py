@@ -51,6 +51,7 @@ def test_index_summary_and_noop_rerun(built, folder, capsys):
     assert "files: 7 seen, 7 unchanged (not read again)" in out
     assert "nothing to embed: index is up to date" in out
     assert "model: hash-embedder-64" in out  # the model the index was built with
+    assert "time:" not in out  # nothing was done, so no stage took time
 
 
 def test_index_incremental(built, folder, capsys):
@@ -62,6 +63,9 @@ def test_index_incremental(built, folder, capsys):
     assert "articles: 0 added, 1 changed, 1 removed, 5 unchanged" in out
     assert "nothing to embed" not in out
     assert "version 2" in out and "files: 6 seen, 5 unchanged (not read again), 1 articles read" in out
+    timing = next(line for line in out.splitlines() if line.startswith("time: "))  # where the time went
+    assert all(f"{stage} " in timing for stage in ("read", "prepare", "embed", "write", "merge"))
+    assert "ran beside embedding" in timing
 
 
 def test_index_empty_folder_leaves_index(built, tmp_path, capsys):

@@ -177,6 +177,21 @@ def test_ray_builds_and_updates_the_index_one_process_builds(local_ray, tmp_path
     assert_same_index(tmp_path / "local", tmp_path / "ray", HashEmbedder())
 
 
+def test_the_workers_tokenise_so_the_writer_does_not(local_ray, tmp_path, monkeypatch):
+    """BM25 tokenising (jieba, the costly part of preparing an article) runs on the cluster: the
+    writing process only chunks again and checks the token lists fit; the index is the same."""
+    import qa.index.writer as writer
+
+    folder = write_folder(tmp_path / "articles")
+    local_run(tmp_path / "local", folder, HashEmbedder())
+    calls = []
+    real = writer.tokenize
+    monkeypatch.setattr(writer, "tokenize", lambda text: calls.append(text) or real(text))
+    result, _ = ray_run(tmp_path / "ray", folder, HashEmbedder())
+    assert calls == [] and result.timings.embed == result.embed_seconds and result.timings.read == 0
+    assert_same_index(tmp_path / "local", tmp_path / "ray", HashEmbedder())
+
+
 def test_the_split_pipeline_of_gpu_clusters_gives_the_same_index(local_ray, tmp_path):
     """The shape used on GPUs (files read by tasks, an actor pool embedding), run on CPUs."""
     folder = write_folder(tmp_path / "articles")

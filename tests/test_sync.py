@@ -254,3 +254,75 @@ def test_pipes_and_links_out_of_the_folder_are_skipped(folder, tmp_path):
     assert sorted((s.path, s.reason) for s in report.skipped) == [("link.md", "symlink"), ("pipe.md", "not a regular file")]
     result, report = sync(index, folder, follow_symlinks=True)
     assert result.articles == 8
+
+
+# --- the reader thread: reading and preparing beside the model --------------------------------
+
+
+def serial(files):
+    """The loader without a thread: each file read and parsed when the writer asks for it."""
+    for entry, old in files:
+        yield entry, qsync.load_file(entry, old)
+
+
+def index_files(index_dir: Path) -> dict[str, bytes]:
+    """Every segment file of an index, by its path inside the folder (a run's own times excluded)."""
+    segments = index_dir / "segments"
+    return {str(p.relative_to(segments)): p.read_bytes() for p in sorted(segments.rglob("*"))
+            if p.is_file() and p.name != "segment.json"}  # fmt: skip
+
+
+def test_the_reader_thread_builds_the_index_a_serial_run_builds(folder, tmp_path):
+    for i in range(40):  # enough files for the thread to run ahead of the writer, and several commits
+        write(folder / "more" / f"{i:02d}.md", f"第{i}号报道", f"https://example.com/{i}", f"港口岸电第{i}期工程" * 3)
+    threaded, serial_dir = tmp_path / "threaded", tmp_path / "serial"
+    a, _ = sync(threaded, folder, step_chunks=7)
+    b, _ = sync(serial_dir, folder, step_chunks=7, load=serial)
+    assert (a.articles, a.chunks, a.commits) == (b.articles, b.chunks, b.commits) and a.commits > 3
+    assert index_files(threaded) == index_files(serial_dir)  # vectors, postings, columns byte for byte
+    assert answers(threaded) == answers(serial_dir)
+    assert a.timings.overlapped and a.timings.read > 0 and a.timings.prepare > 0 and a.timings.write > 0
+    assert not b.timings.overlapped and b.timings.prepare > 0  # the writer prepared them itself
+
+
+def test_an_error_in_the_reader_thread_is_raised_and_the_index_is_left_as_it_was(folder, tmp_path, monkeypatch):
+    index = tmp_path / "index"
+    first, _ = sync(index, folder)
+    write(folder / "new.md", "新的一篇", "https://example.com/new", "新的报道")
+    before = answers(index)
+    real = qsync.prepare
+
+    def broken(article, file_key=None, tokens=None):
+        if article.title == "新的一篇":
+            raise RuntimeError("tokeniser broke")
+        return real(article, file_key, tokens)
+
+    monkeypatch.setattr(qsync, "prepare", broken)
+    with pytest.raises(RuntimeError, match="tokeniser broke"):
+        sync(index, folder)
+    assert answers(index) == before
+    assert not [t for t in __import__("threading").enumerate() if t.name == "qa-reader"]
+    monkeypatch.setattr(qsync, "prepare", real)
+    again, _ = sync(index, folder)
+    assert again.articles == first.articles + 1
+
+
+def test_a_consumer_that_stops_early_stops_the_reader_thread(folder):
+    import threading
+
+    from qa.ingest import scan_files
+
+    entries = list(scan_files([folder], ReadReport()))
+    reader = qsync.load_ahead([(e, None) for e in entries] * 20, ahead=2)
+    entry, loaded = next(reader)
+    assert entry == entries[0] and loaded.prepared is not None and loaded.prepared.article is loaded.article
+    reader.close()  # what a `for` loop left by an exception does
+    assert not [t for t in threading.enumerate() if t.name == "qa-reader"]
+
+
+def test_the_reader_thread_keeps_the_files_order(folder):
+    from qa.ingest import scan_files
+
+    entries = list(scan_files([folder], ReadReport())) * 5
+    got = [entry for entry, _ in qsync.load_ahead([(e, None) for e in entries], ahead=3)]
+    assert got == entries

@@ -7,8 +7,11 @@ usable). A run:
 
 1. lists the folders (``stat`` only, :func:`qa.ingest.scan_files`);
 2. takes a file whose size and time are unchanged as unchanged, unread;
-3. reads the others; one whose bytes hash as before is unchanged too (only
-   its time is updated); the rest are parsed and their articles added,
+3. reads the others (in a reader thread that reads, parses, chunks and
+   tokenises up to :data:`READ_AHEAD` files ahead of the writer, so that this
+   work runs while the model embeds); one whose bytes hash as before is
+   unchanged too (only its time is updated); the rest are parsed and their
+   articles added,
    replaced or recognised as duplicates (same URL or same text as an article
    another present file holds);
 4. removes the articles of files that are gone or no longer hold them,
@@ -25,17 +28,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from qa.embed import Embedder
 from qa.errors import QAError, ReadError
 from qa.index.catalog import FileState, article_hash, text_hash
-from qa.index.writer import STEP_CHUNKS, UpdateReport, Writer
+from qa.index.writer import STEP_CHUNKS, Prepared, Timings, UpdateReport, Writer, prepare
 from qa.ingest import MAX_FILE_BYTES, Deduper, FileEntry, _guarded, article_from_bytes, printable, read_bytes, scan_files
 from qa.records import Article, ReadReport, Skipped
 
 log = logging.getLogger(__name__)
+
+READ_AHEAD = 64
+"""Files the reader thread may have read and prepared before the writer takes them."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Loaded:
     sha256: str | None
     article: Article | None = None
     error: ReadError | None = None
+    prepared: Prepared | None = None  # the article chunked and tokenised, where that was done already
 
 
 def load_file(entry: FileEntry, old_sha256: str | None, max_bytes: int = MAX_FILE_BYTES) -> Loaded:
@@ -66,12 +76,71 @@ def load_file(entry: FileEntry, old_sha256: str | None, max_bytes: int = MAX_FIL
 
 Loader = Callable[[Iterable[tuple[FileEntry, "str | None"]]], Iterator[tuple[FileEntry, Loaded]]]
 """Reads the changed files ``(entry, its SHA-256 last time)`` and yields ``(entry, Loaded)`` in the
-same order. :func:`sync_folders` reads them here, one by one; :mod:`qa.cluster` on a Ray cluster."""
+same order. :func:`sync_folders` reads them here, in a reader thread (:func:`load_ahead`);
+:mod:`qa.cluster` on a Ray cluster."""
+
+_END = object()
 
 
-def _load_here(changed: Iterable[tuple[FileEntry, str | None]], max_bytes: int) -> Iterator[tuple[FileEntry, Loaded]]:
-    for entry, old_sha256 in changed:
-        yield entry, load_file(entry, old_sha256, max_bytes)
+def load_ahead(
+    changed: Iterable[tuple[FileEntry, str | None]],
+    max_bytes: int = MAX_FILE_BYTES,
+    timings: Timings | None = None,
+    ahead: int = READ_AHEAD,
+) -> Iterator[tuple[FileEntry, Loaded]]:
+    """:func:`load_file` and :func:`~qa.index.writer.prepare` for each changed file, in a reader
+    thread up to ``ahead`` files ahead of the consumer, yielded in order.
+
+    The model releases the GIL while it computes, so reading, parsing, chunking
+    and BM25 tokenising (pure Python, most of it) go on while it embeds instead
+    of between its batches. An error in the thread is raised here, in order;
+    a consumer that stops early stops the thread. ``timings`` gets the thread's
+    read and prepare seconds.
+    """
+    timings = timings if timings is not None else Timings()
+    out: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for entry, old_sha256 in changed:
+                started = time.perf_counter()
+                loaded = load_file(entry, old_sha256, max_bytes)
+                read = time.perf_counter()
+                if loaded.article is not None:
+                    loaded = replace(loaded, prepared=prepare(loaded.article, entry.key))
+                timings.read += read - started
+                timings.prepare += time.perf_counter() - read
+                if not put((entry, loaded)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+            return
+        put(_END)
+
+    thread = threading.Thread(target=work, name="qa-reader", daemon=True)
+    thread.start()
+    timings.overlapped = True
+    try:
+        while True:
+            item = out.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass
@@ -130,16 +199,17 @@ def sync_folders(
                         run.orphans.add(state.article_id)
         from tqdm import tqdm
 
-        def changed() -> Iterator[tuple[FileEntry, str | None]]:
-            for entry in tqdm(entries, desc="reading", unit=" files", disable=not progress, mininterval=1.0):
-                report.files_seen += 1
-                state = run.states.get(entry.key)
-                if state is not None and state.size == entry.size and state.mtime_ns == entry.mtime_ns:
-                    report.unchanged += 1
-                    continue
-                yield entry, state.sha256 if state is not None else None
-
-        for entry, loaded in (load or (lambda files: _load_here(files, max_bytes)))(changed()):
+        changed: list[tuple[FileEntry, str | None]] = []
+        for entry in entries:
+            report.files_seen += 1
+            state = run.states.get(entry.key)
+            if state is not None and state.size == entry.size and state.mtime_ns == entry.mtime_ns:
+                report.unchanged += 1
+            else:
+                changed.append((entry, state.sha256 if state is not None else None))
+        loader = load or (lambda files: load_ahead(files, max_bytes, writer.timings))
+        for entry, loaded in tqdm(loader(changed), total=len(changed), desc="reading", unit=" files",
+                                  disable=not progress or not changed, mininterval=1.0):  # fmt: skip
             _read(run, entry, loaded)
         _settle_orphans(run)
         if remove_missing:
@@ -183,10 +253,11 @@ def _read(run: _Run, entry: FileEntry, loaded: Loaded) -> None:
     if loaded.error is not None:
         _skip(run, entry, state, loaded.error)
         return
-    _place(run, entry, state, loaded.article)
+    _place(run, entry, state, loaded.article, loaded.prepared)
 
 
-def _place(run: _Run, entry: FileEntry, state: FileState, article: Article) -> None:
+def _place(run: _Run, entry: FileEntry, state: FileState, article: Article,
+           prepared: Prepared | None = None) -> None:  # fmt: skip
     """Add ``article`` from ``entry``, or record the file as a duplicate of the article kept."""
     catalog, report = run.writer.catalog, run.report
     kept_id = _duplicate_of(run, entry, article)
@@ -204,7 +275,7 @@ def _place(run: _Run, entry: FileEntry, state: FileState, article: Article) -> N
     same = stored and owner == entry.key and catalog.article_hash_of([article.id]).get(article.id) == article_hash(article)
     run.writer.put_file(replace(state, status="article", article_id=article.id))  # committed with the article
     if not same:
-        run.writer.add(article, entry.key, changed=stored)
+        run.writer.add(article, entry.key, changed=stored, prepared=prepared)
 
 
 def _duplicate_of(run: _Run, entry: FileEntry, article: Article) -> str | None:

@@ -1,7 +1,8 @@
 """Writing an index: additions and deletions, committed in steps.
 
 A :class:`Writer` holds the index's update lock for its lifetime. Articles
-given to :meth:`Writer.add` are chunked and tokenised at once and buffered;
+given to :meth:`Writer.add` are chunked and tokenised at once (or come
+:func:`prepare`-d already, by a reader thread or a cluster) and buffered;
 every ``step_chunks`` chunks (and at :meth:`Writer.finish`) the buffer is
 committed:
 
@@ -33,7 +34,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -83,6 +84,8 @@ class UpdateReport:
     segments: int
     seconds: float
     embed_seconds: float = 0.0
+    timings: Timings | None = None  # where the time went, stage by stage
+
 
     @property
     def up_to_date(self) -> bool:
@@ -95,7 +98,30 @@ class UpdateReport:
 
 
 @dataclass
-class _Prepared:
+class Timings:
+    """Seconds an update spent in each stage. ``read`` and ``prepare`` may have run in a
+    reader thread beside the others (``overlapped``): then the stages add up to more than
+    the wall time, which is the point."""
+
+    read: float = 0.0  # reading, hashing and parsing the changed files
+    prepare: float = 0.0  # chunking, BM25 tokenising and hashing the passages
+    embed: float = 0.0  # the model (or, on a cluster, waiting for its vectors)
+    write: float = 0.0  # finding known vectors, segment files, catalog, manifest
+    merge: float = 0.0  # the merge policy after the last commit
+    overlapped: bool = False
+
+    def summary(self) -> str:
+        """One line for people: ``read 1.2 s, prepare 3.4 s, ...``."""
+        parts = [f"{name} {getattr(self, name):.1f} s" for name in ("read", "prepare", "embed", "write", "merge")]
+        return ", ".join(parts) + (" (reading and preparing ran beside embedding)" if self.overlapped else "")
+
+
+@dataclass
+class Prepared:
+    """An article chunked, its passages tokenised for BM25 and hashed: what a commit needs of it
+    besides vectors. :func:`prepare` makes one; the reader thread of :mod:`qa.index.sync` and
+    the workers of :mod:`qa.cluster` make them away from the writer."""
+
     article: Article
     chunks: list[Chunk]
     tokens: list[list[str]]
@@ -103,9 +129,10 @@ class _Prepared:
     file_key: str | None
 
 
+
 @dataclass
 class _Step:
-    adds: dict[str, _Prepared] = field(default_factory=dict)
+    adds: dict[str, Prepared] = field(default_factory=dict)
     deletes: set[str] = field(default_factory=set)
     files: dict[str, FileState] = field(default_factory=dict)
     file_deletes: set[str] = field(default_factory=set)
@@ -187,12 +214,16 @@ def embedding_batches(texts_by_hash: dict[str, str], size: int | None = None) ->
     return [batches[i] for i in order]
 
 
-def prepare(article: Article, file_key: str | None = None) -> _Prepared:
+def prepare(article: Article, file_key: str | None = None, tokens: list[list[str]] | None = None) -> Prepared:
+    """Chunk, tokenise and hash ``article`` (``tokens``: its passages' BM25 tokens, computed
+    elsewhere; ignored unless there is one list per passage)."""
     chunks = chunk_article(article)
-    return _Prepared(
+    if tokens is None or len(tokens) != len(chunks):
+        tokens = [tokenize(c.embed_text) for c in chunks]
+    return Prepared(
         article=article,
         chunks=chunks,
-        tokens=[tokenize(c.embed_text) for c in chunks],
+        tokens=tokens,
         hashes=[text_hash(c.embed_text) for c in chunks],
         file_key=file_key,
     )
@@ -230,6 +261,7 @@ class Writer:
         self._pending: PendingEmbeddings | None = None
         self.started = time.perf_counter()
         self.embed_seconds = 0.0
+        self.timings = Timings()
         self.counts = dict(added=0, changed=0, removed=0, embedded=0, reused=0, chunks_removed=0, commits=0, merges=0)
 
     # --- lifecycle ---
@@ -324,9 +356,16 @@ class Writer:
 
     # --- buffering ---
 
-    def add(self, article: Article, file_key: str | None = None, *, changed: bool | None = None) -> None:
-        """Add an article, replacing the stored one with the same id (if any)."""
-        item = prepare(article, file_key)
+    def add(self, article: Article, file_key: str | None = None, *, changed: bool | None = None,
+            prepared: Prepared | None = None) -> None:  # fmt: skip
+        """Add an article, replacing the stored one with the same id (if any). ``prepared``:
+        the article already :func:`prepare`-d (used only if it is this very article)."""
+        if prepared is not None and prepared.article is article:
+            item = prepared if prepared.file_key == file_key else replace(prepared, file_key=file_key)
+        else:
+            started = time.perf_counter()
+            item = prepare(article, file_key)
+            self.timings.prepare += time.perf_counter() - started
         previous = self._step.adds.pop(article.id, None)
         if previous is not None:
             self._step.chunks -= len(previous.chunks)
@@ -360,10 +399,13 @@ class Writer:
         step, self._step = self._step, _Step()
         if not step:
             return False
+        started, embedding = time.perf_counter(), self.embed_seconds
         try:
             self._commit(step)
         except OSError as exc:
             raise _disk_error(exc, self.root) from exc
+        finally:
+            self.timings.write += time.perf_counter() - started - (self.embed_seconds - embedding)
         self.counts["commits"] += 1
         return True
 
@@ -500,7 +542,7 @@ class Writer:
             self._segments[segment_id] = data
         return data
 
-    def _vectors_for(self, items: list[_Prepared]) -> dict[str, np.ndarray]:
+    def _vectors_for(self, items: list[Prepared]) -> dict[str, np.ndarray]:
         """Vectors for every new chunk: reused from the index or a killed run, else embedded."""
         texts: dict[str, str] = {}
         for item in items:
@@ -593,10 +635,12 @@ class Writer:
         if merge or force_merge:
             from qa.index.merge import merge_segments
 
+            started = time.perf_counter()
             try:
                 self.counts["merges"] += merge_segments(self, force=force_merge)
             except OSError as exc:
                 raise _disk_error(exc, self.root) from exc
+            self.timings.merge += time.perf_counter() - started
         if self.counts["commits"] or self.counts["merges"]:
             self.write_manifest()
         counts = self.catalog.counts()
@@ -609,6 +653,7 @@ class Writer:
             chunks_removed=self.counts["chunks_removed"], articles=counts["articles"], chunks=counts["chunks"],
             commits=self.counts["commits"], merges=self.counts["merges"], segments=len(self.catalog.segments()),
             seconds=time.perf_counter() - self.started, embed_seconds=self.embed_seconds,
+            timings=replace(self.timings, embed=self.embed_seconds),
         )
         self._close(delete_pending=True)
         return report
@@ -644,6 +689,4 @@ def update_articles(path, articles: Iterable[Article], embedder: Embedder, *, re
 
 
 def _with_unchanged(report: UpdateReport, unchanged: int) -> UpdateReport:
-    from dataclasses import replace
-
     return replace(report, articles_unchanged=unchanged)
