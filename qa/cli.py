@@ -365,6 +365,9 @@ def _add_index(sub) -> None:
                    help="also read files and folders that symbolic links lead to outside the folders given")  # fmt: skip
     p.add_argument("--step", type=int, default=None, metavar="CHUNKS",
                    help="commit every CHUNKS new passages (default 8192)")  # fmt: skip
+    p.add_argument("--readers", type=int, default=None, metavar="N",
+                   help="processes reading and parsing files beside the model (default: a thread beside "
+                        "a CPU model; every core but two beside a GPU)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="read, parse and embed on a Ray cluster (after the PATHs; ADDRESS as `ray start` printed "
@@ -417,7 +420,10 @@ def _cmd_index(args) -> int:
         result = index_on_ray(index_dir, args.paths, embedder, report, address=args.ray or None,
                               device=args.device, cache_dir=_model_cache_dir(args), **options)  # fmt: skip
     else:
-        result = sync_folders(index_dir, args.paths, embedder, report, **options)
+        from qa.index.sync import default_readers
+
+        readers = args.readers if args.readers is not None else default_readers(args.device)
+        result = sync_folders(index_dir, args.paths, embedder, report, readers=max(1, readers), **options)
     skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(report.skipped_by_reason().items()))
     print(
         f"files: {report.files_seen} seen, {report.unchanged} unchanged (not read again), "

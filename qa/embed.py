@@ -32,6 +32,10 @@ class Embedder(ABC):
     """How many passages an index writer hands over per ``embed_passages`` call (and saves
     together); None: the writer's own size (128). A GPU wants thousands, so that its
     token-budget batches fill; on a CPU small calls keep the progress bar moving."""
+    calls_in_flight: int = 1
+    """How many ``embed_passages`` calls an index writer may have running at once, from as many
+    threads: 1 on a CPU (the model uses every core); 2 on a GPU, so that one call's texts are
+    tokenised, and the last call's vectors saved, while the other call computes."""
 
     @abstractmethod
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -156,6 +160,10 @@ class BatchingEmbedder(Embedder):
     def passages_per_call(self) -> int | None:
         return self.inner.passages_per_call
 
+    @property
+    def calls_in_flight(self) -> int:
+        return self.inner.calls_in_flight
+
     def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         return self.inner.embed_passages(texts, progress=progress)
 
@@ -238,8 +246,10 @@ class SentenceTransformerEmbedder(Embedder):
     slowly: that is how they are checked against fp32 without a GPU. The model
     id does not change with the precision: vectors of fp16 and fp32 agree to a
     cosine of 0.999 or better per passage, so an index built on a GPU is
-    searched on a CPU. One lock serialises encode calls, so threads of a
-    server may share one embedder.
+    searched on a CPU. One lock serialises the model's work, so threads of a
+    server may share one embedder; tokenising happens outside it, so that on a
+    GPU a writer's next call is tokenised while the model runs the current one
+    (:attr:`Embedder.calls_in_flight`).
     """
 
     backend = "sentence-transformers"
@@ -261,6 +271,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_tokens = int(batch_tokens or (GPU_BATCH_TOKENS if gpu else CPU_BATCH_TOKENS))
         if gpu:  # ~81 tokens a passage on the corpus mix: 4,096 passages fill five 64k-token batches
             self.passages_per_call = 4096
+            self.calls_in_flight = 2  # tokenising one call (outside the lock) while the GPU runs the other
         self.precision = _resolve_precision(precision, device)
         self._st = _load_sentence_transformer(str(name_or_path), device)
         self._st.eval()  # no dropout: the same text gives the same vector
@@ -281,22 +292,25 @@ class SentenceTransformerEmbedder(Embedder):
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            if not hasattr(self._st, "preprocess"):  # sentence-transformers before preprocess(): its own batches
+        if not hasattr(self._st, "preprocess"):  # sentence-transformers before preprocess(): its own batches
+            with self._lock:
                 vectors = self._st.encode(texts, prompt_name=prompt_name, batch_size=self.batch_size or 32,
                                           show_progress_bar=progress, convert_to_numpy=True)  # fmt: skip
-            else:
-                vectors = self._encode_sorted(texts, prompt_name, progress)
+        else:
+            st = self._st
+            prompt = st.prompts.get(prompt_name) if prompt_name else None
+            features = st.preprocess(texts, prompt=prompt)  # outside the lock: beside another call's compute
+            with self._lock:
+                vectors = self._encode_sorted(features, progress)
         return normalize_rows(vectors)
 
-    def _encode_sorted(self, texts: list[str], prompt_name: str | None, progress: bool) -> np.ndarray:
-        """Tokenise once, run length-sorted token-budget batches, return rows in the texts' order."""
+    def _encode_sorted(self, features: dict, progress: bool) -> np.ndarray:
+        """Run one call's tokenised texts (padded to the longest) in length-sorted token-budget
+        batches; rows in the texts' order."""
         import torch
         from tqdm import tqdm
 
         st = self._st
-        prompt = st.prompts.get(prompt_name) if prompt_name else None
-        features = st.preprocess(texts, prompt=prompt)  # padded to the longest text of the call
         mask = features["attention_mask"]
         n, width = mask.shape
         lengths = mask.sum(dim=1).tolist()

@@ -18,6 +18,9 @@ class ReadError(QAError):
         self.detail = detail
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
 
+    def __reduce__(self):  # so that a reader process can hand one over
+        return type(self), (self.path, self.reason, self.detail)
+
 
 class ModelNotAvailable(QAError):
     """The embedding model cannot be loaded here (not installed, no hub access...)."""

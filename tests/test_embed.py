@@ -226,6 +226,44 @@ def test_minilm_is_safe_to_share_between_threads(minilm):
     np.testing.assert_allclose(parallel, serial, atol=1e-5)
 
 
+def test_a_writer_with_two_calls_in_flight_stores_the_vectors_of_one_call_at_a_time(minilm, tmp_path):
+    """The GPU's way (one call tokenised while the other computes, in two threads), run on the CPU
+    with the real model: every passage keeps its own vector, and the two threads did overlap."""
+    from qa.index import Index, update_articles
+    from qa.records import Article
+
+    articles = [Article(id=f"a{i}", title=f"Report {i}", source="Daily", published="2021-01-01T00:00:00Z",
+                        url=f"https://example.com/{i}", path=f"{i}.md", tags=(), language="en",
+                        paragraphs=tuple(f"Paragraph {p} of report {i} on ports, heat pumps and fraud {'x ' * (i * p)}"
+                                         for p in range(3)))  # fmt: skip
+                for i in range(12)]  # fmt: skip
+
+    class Tracked(SentenceTransformerEmbedder):
+        active = peak = 0
+
+        def embed_passages(self, texts, progress=False):
+            Tracked.active += 1
+            Tracked.peak = max(Tracked.peak, Tracked.active)
+            try:
+                return super().embed_passages(texts, progress)
+            finally:
+                Tracked.active -= 1
+
+    one = SentenceTransformerEmbedder(minilm.model)
+    one.passages_per_call = 5
+    two = Tracked(minilm.model)
+    two.passages_per_call, two.calls_in_flight = 5, 2
+    update_articles(tmp_path / "one", articles, one, progress=False)
+    update_articles(tmp_path / "two", articles, two, progress=False)
+    assert Tracked.peak == 2
+    with Index.open(tmp_path / "one", minilm) as a, Index.open(tmp_path / "two", minilm) as b:
+        assert a.stats().chunks == b.stats().chunks > 10  # several calls of 5
+        for q in ("heat pumps in report 7", "fraud", "ports of report 3"):
+            hits_a, hits_b = a.search(q, k=8, mode="dense").hits, b.search(q, k=8, mode="dense").hits
+            assert [h.chunk_id for h in hits_a] == [h.chunk_id for h in hits_b]
+            np.testing.assert_allclose([h.score for h in hits_a], [h.score for h in hits_b], atol=1e-5)
+
+
 # ------------------------------------------------------- the default model
 
 

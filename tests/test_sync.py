@@ -285,6 +285,33 @@ def test_the_reader_thread_builds_the_index_a_serial_run_builds(folder, tmp_path
     assert not b.timings.overlapped and b.timings.prepare > 0  # the writer prepared them itself
 
 
+def test_reader_processes_build_the_index_a_serial_run_builds(folder, tmp_path):
+    """Beside a GPU, several spawned processes read; bad files' errors cross over to the writer."""
+    for i in range(80):
+        write(folder / "more" / f"{i:02d}.md", f"第{i}号报道", f"https://example.com/{i}", f"轻轨延伸第{i}期" * 4)
+    (folder / "more" / "binary.md").write_bytes(bytes(range(256)) * 4)
+    (folder / "more" / "empty.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    pooled, serial_dir = tmp_path / "pooled", tmp_path / "serial"
+    a, ra = sync(pooled, folder, step_chunks=50, readers=2)
+    b, rb = sync(serial_dir, folder, step_chunks=50, load=serial)
+    assert (a.articles, a.chunks, a.commits) == (b.articles, b.chunks, b.commits) and a.articles == 87
+    assert sorted((s.path, s.reason) for s in ra.skipped) == sorted((s.path, s.reason) for s in rb.skipped)
+    assert len(ra.skipped) == 2
+    assert index_files(pooled) == index_files(serial_dir)
+    assert answers(pooled) == answers(serial_dir)
+    assert a.timings.read > 0 and a.timings.prepare > 0
+
+
+def test_read_errors_survive_the_trip_from_a_reader_process():
+    import pickle
+
+    from qa.errors import ReadError
+
+    error = pickle.loads(pickle.dumps(ReadError("a/b.md", "binary", "NUL bytes")))
+    assert (error.path, error.reason, error.detail, str(error)) == ("a/b.md", "binary", "NUL bytes",
+                                                                     "a/b.md: binary (NUL bytes)")  # fmt: skip
+
+
 def test_an_error_in_the_reader_thread_is_raised_and_the_index_is_left_as_it_was(folder, tmp_path, monkeypatch):
     index = tmp_path / "index"
     first, _ = sync(index, folder)

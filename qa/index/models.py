@@ -56,6 +56,10 @@ class LazyEmbedder(Embedder):
     def passages_per_call(self) -> int | None:  # the model's own (asked only when passages are embedded)
         return self.embedder().passages_per_call
 
+    @property
+    def calls_in_flight(self) -> int:
+        return self.embedder().calls_in_flight
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder().embed_queries(texts)
 

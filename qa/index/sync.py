@@ -31,7 +31,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from qa.embed import Embedder
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 READ_AHEAD = 64
 """Files the reader thread may have read and prepared before the writer takes them."""
+FILES_PER_TASK = 32
+"""Files a reader process reads per task (with several readers)."""
 
 
 @dataclass(frozen=True)
@@ -82,22 +84,57 @@ same order. :func:`sync_folders` reads them here, in a reader thread (:func:`loa
 _END = object()
 
 
+def load_files(files: Sequence[tuple[FileEntry, str | None]], max_bytes: int = MAX_FILE_BYTES,
+               ) -> tuple[list[Loaded], float, float]:  # fmt: skip
+    """:func:`load_file` and :func:`~qa.index.writer.prepare` for each of ``files``: the Loaded
+    records, and the seconds spent reading and preparing (what a reader thread or process runs)."""
+    out, read, prepared = [], 0.0, 0.0
+    for entry, old_sha256 in files:
+        started = time.perf_counter()
+        loaded = load_file(entry, old_sha256, max_bytes)
+        middle = time.perf_counter()
+        if loaded.article is not None:
+            loaded = replace(loaded, prepared=prepare(loaded.article, entry.key))
+        read += middle - started
+        prepared += time.perf_counter() - middle
+        out.append(loaded)
+    return out, read, prepared
+
+
 def load_ahead(
     changed: Iterable[tuple[FileEntry, str | None]],
     max_bytes: int = MAX_FILE_BYTES,
     timings: Timings | None = None,
     ahead: int = READ_AHEAD,
+    readers: int = 1,
 ) -> Iterator[tuple[FileEntry, Loaded]]:
-    """:func:`load_file` and :func:`~qa.index.writer.prepare` for each changed file, in a reader
-    thread up to ``ahead`` files ahead of the consumer, yielded in order.
+    """:func:`load_file` and :func:`~qa.index.writer.prepare` for each changed file, ahead of the
+    consumer, yielded in order: in one reader thread, or in ``readers`` processes.
 
-    The model releases the GIL while it computes, so reading, parsing, chunking
-    and BM25 tokenising (pure Python, most of it) go on while it embeds instead
-    of between its batches. An error in the thread is raised here, in order;
-    a consumer that stops early stops the thread. ``timings`` gets the thread's
-    read and prepare seconds.
+    The model releases the GIL while it computes, so one thread's reading,
+    parsing, chunking and BM25 tokenising (pure Python, most of it) go on while
+    it embeds instead of between its batches: enough beside a model on the CPU,
+    which uses every core. A GPU embeds faster than one core reads (~1,000
+    passages/s here): there ``readers`` > 1 processes (spawned, so nothing of
+    the parent's threads is copied) read batches of :data:`FILES_PER_TASK`
+    files, at most ``2 * readers`` batches ahead. An error in a reader is raised
+    here, in order; a consumer that stops early stops the readers. ``timings``
+    gets their read and prepare seconds (summed over readers). Spawned processes
+    import the caller's main module: a script asking for ``readers`` > 1 runs
+    its work under ``if __name__ == "__main__":`` (the ``qa`` command does).
     """
     timings = timings if timings is not None else Timings()
+    timings.overlapped = True
+    if readers > 1:
+        files = list(changed)
+        if len(files) >= readers * FILES_PER_TASK:
+            yield from _load_in_processes(files, max_bytes, timings, readers)
+            return
+        changed = files
+    yield from _load_in_thread(changed, max_bytes, timings, ahead)
+
+
+def _load_in_thread(changed, max_bytes: int, timings: Timings, ahead: int) -> Iterator[tuple[FileEntry, Loaded]]:
     out: queue.Queue = queue.Queue(maxsize=max(1, ahead))
     stop = threading.Event()
 
@@ -113,13 +150,9 @@ def load_ahead(
     def work() -> None:
         try:
             for entry, old_sha256 in changed:
-                started = time.perf_counter()
-                loaded = load_file(entry, old_sha256, max_bytes)
-                read = time.perf_counter()
-                if loaded.article is not None:
-                    loaded = replace(loaded, prepared=prepare(loaded.article, entry.key))
-                timings.read += read - started
-                timings.prepare += time.perf_counter() - read
+                (loaded,), read, prepared = load_files([(entry, old_sha256)], max_bytes)
+                timings.read += read
+                timings.prepare += prepared
                 if not put((entry, loaded)):
                     return
         except BaseException as exc:  # handed to the consumer, raised there
@@ -129,7 +162,6 @@ def load_ahead(
 
     thread = threading.Thread(target=work, name="qa-reader", daemon=True)
     thread.start()
-    timings.overlapped = True
     try:
         while True:
             item = out.get()
@@ -141,6 +173,50 @@ def load_ahead(
     finally:
         stop.set()
         thread.join()
+
+
+def _load_in_processes(files: list, max_bytes: int, timings: Timings, readers: int
+                       ) -> Iterator[tuple[FileEntry, Loaded]]:  # fmt: skip
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    tasks = (files[start : start + FILES_PER_TASK] for start in range(0, len(files), FILES_PER_TASK))
+    pool = ProcessPoolExecutor(readers, mp_context=multiprocessing.get_context("spawn"))
+    in_flight: deque = deque()
+    try:
+        for task in tasks:
+            in_flight.append((task, pool.submit(load_files, task, max_bytes)))
+            if len(in_flight) < 2 * readers:
+                continue
+            yield from _finished(in_flight.popleft(), timings)
+        while in_flight:
+            yield from _finished(in_flight.popleft(), timings)
+    except BrokenProcessPool as exc:
+        raise QAError(
+            "a reader process died before it had read its files (killed, out of memory, or started "
+            "from a script without `if __name__ == '__main__':`, which spawned processes need); "
+            "the index keeps its last commit: run again, or with readers=1"
+        ) from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finished(task_future, timings: Timings) -> Iterator[tuple[FileEntry, Loaded]]:
+    task, future = task_future
+    loaded, read, prepared = future.result()
+    timings.read += read
+    timings.prepare += prepared
+    yield from zip((entry for entry, _ in task), loaded)
+
+
+def default_readers(device: str = "cpu") -> int:
+    """Reader processes for a run whose model is on ``device``: one thread beside a CPU model
+    (which uses every core); beside a GPU, every core but two (the writer and the GPU's feeder)."""
+    if device == "cpu":
+        return 1
+    return max(1, (os.cpu_count() or 2) - 2)
 
 
 @dataclass
@@ -171,12 +247,14 @@ def sync_folders(
     step_chunks: int = STEP_CHUNKS,
     merge: bool = True,
     load: Loader | None = None,
+    readers: int = 1,
 ) -> UpdateReport:
     """Build or update the index at ``path`` from the article files under ``folders``.
 
     ``report`` is filled with what happened to every file. Raises QAError,
     leaving the index as it was, when the folders hold no article files.
-    ``load`` reads the changed files (default: here, one by one, as they come).
+    ``load`` reads the changed files (default: :func:`load_ahead` here, in a
+    reader thread, or in ``readers`` processes; :func:`default_readers`).
     """
     entries = list(scan_files(folders, report, follow_symlinks=follow_symlinks))
     if not entries:
@@ -207,7 +285,7 @@ def sync_folders(
                 report.unchanged += 1
             else:
                 changed.append((entry, state.sha256 if state is not None else None))
-        loader = load or (lambda files: load_ahead(files, max_bytes, writer.timings))
+        loader = load or (lambda files: load_ahead(files, max_bytes, writer.timings, readers=readers))
         for entry, loaded in tqdm(loader(changed), total=len(changed), desc="reading", unit=" files",
                                   disable=not progress or not changed, mininterval=1.0):  # fmt: skip
             _read(run, entry, loaded)

@@ -33,7 +33,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -572,8 +572,8 @@ class Writer:
         total_chars = sum(len(t) for t in texts_by_hash.values())
         with tqdm(total=total_chars, desc="embedding", unit=" chars", unit_scale=True,
                   disable=not self.progress) as bar:  # fmt: skip
-            for batch in batches:
-                vectors = np.asarray(self.embedder.embed_passages([t for _, t in batch]), dtype=np.float32)
+            for batch, vectors in self._embedded(batches):
+                vectors = np.asarray(vectors, dtype=np.float32)
                 if vectors.shape != (len(batch), self.embedder.dimension):
                     raise QAError(
                         f"the model {self.embedder.model!r} returned vectors of shape {vectors.shape}, "
@@ -585,6 +585,33 @@ class Writer:
                 bar.update(sum(len(t) for _, t in batch))
         self.embed_seconds += time.perf_counter() - started
         return out
+
+    def _embedded(self, batches: list[list[tuple[str, str]]]) -> Iterator[tuple[list[tuple[str, str]], np.ndarray]]:
+        """``(batch, vectors)`` in order: one call at a time, or, for a model that takes
+        several at once (:attr:`Embedder.calls_in_flight`, a GPU), that many in threads, so
+        that the model never waits for tokenising or for the saving of the last vectors."""
+        in_flight = max(1, int(self.embedder.calls_in_flight))
+        if in_flight == 1 or len(batches) == 1:
+            for batch in batches:
+                yield batch, self.embedder.embed_passages([t for _, t in batch])
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(in_flight, thread_name_prefix="qa-embed") as pool:
+            pending: deque = deque()
+            try:
+                for batch in batches:
+                    pending.append((batch, pool.submit(self.embedder.embed_passages, [t for _, t in batch])))
+                    if len(pending) >= in_flight:
+                        done, future = pending.popleft()
+                        yield done, future.result()
+                while pending:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            finally:
+                for _batch, future in pending:
+                    future.cancel()
 
     # --- finishing ---
 
