@@ -28,7 +28,10 @@ batches of 32 texts instead of the token budget, one with ``/t512`` under
 a budget of 512 tokens. ``--index-articles N``
 also times the whole pipeline (read, parse, chunk, embed, write: the
 library's ``sync_folders``, as ``qa index``) on N corpus articles into a new
-index, per path, alternating. Not part of CI.
+index, per path, alternating, with where each build's time went;
+``--serial-reading`` adds each path with the files read one by one between
+the model's steps (no reader thread), to show what the overlap gains. Not
+part of CI.
 """
 
 from __future__ import annotations
@@ -126,9 +129,19 @@ def xquad_quality(embedders: dict, reference: str) -> dict[str, dict[str, float]
     return out
 
 
-def pipeline(paths: list[str], embedders: dict, articles: int, rounds: int) -> tuple[dict, dict]:
-    """Chunks/s of sync_folders (read to committed index) on ``articles`` corpus articles, per path,
-    and the share of each build's time spent embedding."""
+def serial_loader(files):
+    """Reading as before the reader thread: each file read, parsed and prepared when the writer asks."""
+    from qa.index.sync import load_file
+
+    for entry, old in files:
+        yield entry, load_file(entry, old)
+
+
+def pipeline(paths: list[str], embedders: dict, articles: int, rounds: int,
+             serial: bool = False) -> tuple[dict, dict, dict]:  # fmt: skip
+    """Chunks/s of sync_folders (read to committed index) on ``articles`` corpus articles, per path
+    (and, with ``serial``, per path with serial reading: "PATH serial"), the share of each build's
+    time spent embedding, and the last build's stage timings."""
     from qa.index import sync_folders
     from qa.records import ReadReport
 
@@ -138,19 +151,24 @@ def pipeline(paths: list[str], embedders: dict, articles: int, rounds: int) -> t
         folder.mkdir()
         for i, path in enumerate(corpus_files(seed=1)[:articles]):
             shutil.copyfile(path, folder / f"{i:05d}{path.suffix}")
-        rates: dict[str, list[float]] = {p: [] for p in paths}
-        embedding: dict[str, list[float]] = {p: [] for p in paths}
+        runs = [(p, False) for p in paths] + ([(p, True) for p in paths] if serial else [])
+        names = [f"{p} serial" if one_by_one else p for p, one_by_one in runs]
+        rates: dict[str, list[float]] = {n: [] for n in names}
+        embedding: dict[str, list[float]] = {n: [] for n in names}
+        stages: dict[str, str] = {}
         for r in range(rounds):
-            for path in paths:
+            for name, (path, one_by_one) in zip(names, runs):
                 target = work / "index"
                 shutil.rmtree(target, ignore_errors=True)
                 started = time.perf_counter()
-                result = sync_folders(target, [folder], embedders[path], ReadReport(), progress=False)
+                result = sync_folders(target, [folder], embedders[path], ReadReport(), progress=False,
+                                      load=serial_loader if one_by_one else None)  # fmt: skip
                 seconds = time.perf_counter() - started
-                rates[path].append(result.chunks_embedded / seconds)
-                embedding[path].append(result.embed_seconds / seconds)
+                rates[name].append(result.chunks_embedded / seconds)
+                embedding[name].append(result.embed_seconds / seconds)
+                stages[name] = f"{seconds:.1f} s: {result.timings.summary()}"
             print(f"  pipeline round {r + 1}: {result.chunks_embedded} chunks per build; {load_text()}", flush=True)
-        return rates, embedding
+        return rates, embedding, stages
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -162,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default=DEFAULT_PATHS, help=f"comma-separated (default {DEFAULT_PATHS})")
     parser.add_argument("--index-articles", type=int, default=0, help="also time sync_folders on this many articles")
     parser.add_argument("--no-quality", action="store_true", help="speed only")
+    parser.add_argument("--serial-reading", action="store_true",
+                        help="also time the whole pipeline with files read one by one between the model's "
+                             "steps (no reader thread): the overlap's gain")  # fmt: skip
     args = parser.parse_args(argv)
 
     from tokenizers import Tokenizer
@@ -214,12 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwhole pipeline (sync_folders: read, parse, chunk, embed, write) on {args.index_articles} articles")
         pipe_paths = [p for p in paths if "/" not in p]
         logging.getLogger("qa").setLevel(logging.ERROR)  # the corpus's few empty files are not news here
-        rates, embedding = pipeline(pipe_paths, embedders, args.index_articles, args.rounds)
+        rates, embedding, stages = pipeline(pipe_paths, embedders, args.index_articles, args.rounds,
+                                            serial=args.serial_reading)  # fmt: skip
         base = statistics.median(rates[pipe_paths[0]])
-        for path in pipe_paths:
+        for path in rates:
             m = statistics.median(rates[path])
             print(f"| {path} | {m:.1f} chunks/s | x{m / base:.2f} | {', '.join(f'{x:.1f}' for x in rates[path])} "
-                  f"| embedding {statistics.median(embedding[path]):.0%} of the time |")  # fmt: skip
+                  f"| embedding {statistics.median(embedding[path]):.0%} of the time | last build {stages[path]} |")
     print(f"done; {load_text()}")
     return 0
 
