@@ -105,8 +105,8 @@ VARIANTS: dict[str, Variant] = {
 #: Every ONNX backend name, for load_embedder and the command line.
 ONNX_BACKENDS = tuple(VARIANTS)
 #: The fastest path that meets the quality bar (XQuAD Recall@1 within 0.005
-#: of fp32 both ways; measured +0.002 zh→zh, -0.001 en→zh): what a new index
-#: of the default model should be embedded with on a CPU (eval/README.md).
+#: of fp32 both ways; measured -0.0008 zh→zh, +0.0050 en→zh): what ``qa index``
+#: embeds a new index of the default model with on a CPU (eval/README.md).
 CPU_INDEX_BACKEND = "onnx-int8-mixed"
 
 

