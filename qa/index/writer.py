@@ -159,6 +159,10 @@ class PendingEmbeddings:
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None)
+        # a cache for a killed run: WAL without an fsync per batch survives the process dying
+        # (what it is for); a power cut may cost the last batches, which are embedded again
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
         db.execute(
             "CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, embed_hash TEXT NOT NULL,"
             " embedding BLOB NOT NULL, PRIMARY KEY (model, embed_hash))"
