@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 chunks = report.chunks
                 runs[path].append(chunks / seconds)
                 print(f"round {round_ + 1} {path:12s} {report.chunks} passages in {seconds:6.1f} s: "
-                      f"{chunks / seconds:6.1f} passages/s", flush=True)  # fmt: skip
+                      f"{chunks / seconds:6.1f} passages/s ({report.timings.summary()})", flush=True)  # fmt: skip
         one, on_ray = statistics.median(runs["one process"]), statistics.median(runs["ray"])
         a, b = vectors_by_chunk(work / "one-process-0"), vectors_by_chunk(work / "ray-0")
         worst = max(1.0 - float(a[k] @ b[k]) for k in a)
