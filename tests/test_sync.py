@@ -353,3 +353,74 @@ def test_the_reader_thread_keeps_the_files_order(folder):
     entries = list(scan_files([folder], ReadReport())) * 5
     got = [entry for entry, _ in qsync.load_ahead([(e, None) for e in entries], ahead=3)]
     assert got == entries
+
+
+# --- a GPU's pipeline: each step embedded in the background while the one before is committed ---
+
+
+class TwoCalls(HashEmbedder):
+    """The fake model, declaring what a GPU embedder does: several calls at once."""
+
+    calls_in_flight = 2
+    passages_per_call = 3
+
+    def __init__(self, fail_at: int | None = None, committing=None):
+        super().__init__(64)
+        self.calls: list[bool] = []  # per call: whether a commit was running meanwhile
+        self.fail_at = fail_at
+        self.committing = committing
+
+    def embed_passages(self, texts, progress=False):
+        import time
+
+        if self.fail_at is not None and len(self.calls) + 1 >= self.fail_at:
+            raise RuntimeError("the GPU fell off the bus")
+        time.sleep(0.01)  # a GPU's call, long enough for the writer's thread to commit beside it
+        self.calls.append(bool(self.committing and self.committing.is_set()))
+        return super().embed_passages(texts)
+
+
+def test_steps_embedded_ahead_build_the_index_one_step_at_a_time_builds(folder, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from qa.index.writer import Writer
+
+    for i in range(30):
+        write(folder / "more" / f"{i:02d}.md", f"第{i}号报道", f"https://example.com/{i}", f"港口岸电第{i}期工程" * 3)
+    committing, real = threading.Event(), Writer._commit
+
+    def commit(self, step, vectors=None):
+        committing.set()
+        try:
+            time.sleep(0.02)  # segment files and the catalog, made slow enough to see the overlap
+            return real(self, step, vectors)
+        finally:
+            committing.clear()
+
+    monkeypatch.setattr(Writer, "_commit", commit)
+    ahead, plain = tmp_path / "ahead", tmp_path / "plain"
+    model = TwoCalls(committing=committing)
+    a, _ = sync(ahead, folder, embedder=model, step_chunks=6)
+    b, _ = sync(plain, folder, step_chunks=6, load=serial)
+    assert (a.articles, a.chunks, a.commits, a.chunks_embedded) == (b.articles, b.chunks, b.commits, b.chunks_embedded)
+    assert a.commits > 4 and sum(model.calls) >= 3  # the model embedded while steps were committed
+    assert index_files(ahead) == index_files(plain)
+    assert answers(ahead) == answers(plain)
+    again, _ = sync(ahead, folder, embedder=TwoCalls())
+    assert not again.written  # the state of every file was committed with its step
+
+
+def test_a_failure_embedding_ahead_keeps_the_steps_committed_and_the_next_run_finishes(folder, tmp_path):
+    for i in range(30):
+        write(folder / "more" / f"{i:02d}.md", f"第{i}号报道", f"https://example.com/{i}", f"轻轨延伸第{i}期" * 3)
+    index = tmp_path / "index"
+    with pytest.raises(RuntimeError, match="fell off the bus"):
+        sync(index, folder, embedder=TwoCalls(fail_at=12), step_chunks=6)
+    with Index.open(index, HashEmbedder()) as opened:
+        kept = opened.stats().articles
+    assert 0 < kept < 37  # the steps before the failure, committed
+    model = TwoCalls()
+    done, _ = sync(index, folder, embedder=model, step_chunks=6)
+    assert done.articles == 37 and done.chunks_reused > 0  # what was embedded before is not embedded again
+    same_as_fresh(index, folder, tmp_path)

@@ -57,8 +57,9 @@ class LazyEmbedder(Embedder):
         return self.embedder().passages_per_call
 
     @property
-    def calls_in_flight(self) -> int:
-        return self.embedder().calls_in_flight
+    def calls_in_flight(self) -> int:  # the model's own once loaded; asking does not load it
+        inner = self._inner
+        return inner.calls_in_flight if inner is not None else 1
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder().embed_queries(texts)

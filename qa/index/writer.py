@@ -31,9 +31,11 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -151,6 +153,7 @@ class PendingEmbeddings:
 
     def __init__(self, path: Path, model: str):
         self.path, self.model = path, model
+        self._lock = threading.Lock()
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError:  # unreadable leftovers are only a cache: start afresh
@@ -158,7 +161,9 @@ class PendingEmbeddings:
             self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None)
+        # used from the writer's thread and, on a GPU, from the thread embedding the next step
+        # (self._lock serialises them)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # a cache for a killed run: WAL without an fsync per batch survives the process dying
         # (what it is for); a power cut may cost the last batches, which are embedded again
         db.execute("PRAGMA journal_mode=WAL")
@@ -170,6 +175,10 @@ class PendingEmbeddings:
         return db
 
     def get(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._get(hashes)
+
+    def _get(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(hashes), 500):
             part = list(hashes[start : start + 500])
@@ -182,6 +191,10 @@ class PendingEmbeddings:
         return found
 
     def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        with self._lock:
+            self._put(hashes, vectors)
+
+    def _put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         try:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -197,7 +210,8 @@ class PendingEmbeddings:
                 pass
 
     def close(self, *, delete: bool = False) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
         if delete:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
@@ -263,6 +277,8 @@ class Writer:
         self._step = _Step()
         self._segments: dict[int, SegmentData] = {}
         self._pending: PendingEmbeddings | None = None
+        self._ahead: tuple[_Step, Future] | None = None  # a full step whose passages embed in the background
+        self._ahead_pool: ThreadPoolExecutor | None = None
         self.started = time.perf_counter()
         self.embed_seconds = 0.0
         self.timings = Timings()
@@ -325,6 +341,13 @@ class Writer:
             upgrade_v1(self, v1)
 
     def _close(self, delete_pending: bool = False) -> None:
+        if self._ahead is not None:  # an update given up: its embedding is not waited for longer than a call
+            self._ahead[1].cancel()
+            wait([self._ahead[1]])
+            self._ahead = None
+        if self._ahead_pool is not None:
+            self._ahead_pool.shutdown(wait=True)
+            self._ahead_pool = None
         if self._pending is not None:
             self._pending.close(delete=delete_pending)
             self._pending = None
@@ -381,7 +404,7 @@ class Writer:
         elif changed is False:
             self.counts["added"] += 1
         if self._step.chunks >= self.step_chunks:
-            self.commit()
+            self._advance()
 
     def delete(self, article_id: str) -> None:
         self._step.adds.pop(article_id, None)
@@ -399,24 +422,55 @@ class Writer:
     # --- committing ---
 
     def commit(self) -> bool:
-        """Commit what is buffered (nothing to commit: False)."""
+        """Commit everything buffered, the step embedding in the background (if any) first
+        (nothing to commit: False)."""
+        committed = False
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            self._commit_step(*ahead)
+            committed = True
         step, self._step = self._step, _Step()
-        if not step:
-            return False
+        if step:
+            self._commit_step(step, None)
+            committed = True
+        return committed
+
+    def _advance(self) -> None:
+        """A full step. Committed at once (the model on a CPU: it uses every core), or, for a
+        model that takes several calls at once (:attr:`Embedder.calls_in_flight`, a GPU), its
+        passages are embedded in the background while the step before it is committed, so that
+        the GPU does not wait for segment files and the catalog: each step is committed one
+        step later, in order, and :meth:`commit` and :meth:`finish` commit what is left."""
+        if self.embedder.calls_in_flight <= 1:
+            self.commit()
+            return
+        step, self._step = self._step, _Step()
+        known, todo, reused = self._known_vectors(list(step.adds.values()))  # the catalog, in this thread
+        if self._ahead_pool is None:
+            self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="qa-embed-ahead")
+        previous, self._ahead = self._ahead, (step, self._ahead_pool.submit(self._embed_known, known, todo, reused))
+        if previous is not None:
+            self._commit_step(*previous)
+
+    def _commit_step(self, step: _Step, vectors: Future | None) -> None:
+        """Commit ``step``; ``vectors``: its vectors, being embedded in the background (None: here)."""
+        if vectors is not None:
+            ready = vectors.result()  # a failure there is raised here: the step is not committed
         started, embedding = time.perf_counter(), self.embed_seconds
         try:
-            self._commit(step)
+            self._commit(step, ready if vectors is not None else None)
         except OSError as exc:
             raise _disk_error(exc, self.root) from exc
         finally:
-            self.timings.write += time.perf_counter() - started - (self.embed_seconds - embedding)
+            spent = time.perf_counter() - started
+            self.timings.write += spent if vectors is not None else spent - (self.embed_seconds - embedding)
         self.counts["commits"] += 1
-        return True
 
-    def _commit(self, step: _Step) -> None:
+    def _commit(self, step: _Step, vectors: dict[str, np.ndarray] | None = None) -> None:
         catalog = self.catalog
         items = list(step.adds.values())
-        vectors = self._vectors_for(items)
+        if vectors is None:
+            vectors = self._embed_known(*self._known_vectors(items))
         n_new = sum(len(i.chunks) for i in items)
         meta = catalog.meta()
         next_row, segment_id = int(meta["next_row"]), int(meta["next_segment"])
@@ -546,8 +600,9 @@ class Writer:
             self._segments[segment_id] = data
         return data
 
-    def _vectors_for(self, items: list[Prepared]) -> dict[str, np.ndarray]:
-        """Vectors for every new chunk: reused from the index or a killed run, else embedded."""
+    def _known_vectors(self, items: list[Prepared]) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
+        """The vectors of these chunks already known (in the index, or saved by a killed run),
+        the texts left to embed by hash, and how many chunks reuse a vector."""
         texts: dict[str, str] = {}
         for item in items:
             for h, chunk in zip(item.hashes, item.chunks):
@@ -561,9 +616,14 @@ class Writer:
         missing = [h for h in texts if h not in known]
         known.update(self._pending.get(missing))
         todo = {h: texts[h] for h in texts if h not in known}
+        return known, todo, total - len(todo)
+
+    def _embed_known(self, known: dict[str, np.ndarray], todo: dict[str, str], reused: int) -> dict[str, np.ndarray]:
+        """``known`` completed with the vectors of ``todo``, embedded (no catalog here: this may
+        run in the background thread)."""
         known.update(self._embed(todo))
         self.counts["embedded"] += len(todo)
-        self.counts["reused"] += total - len(todo)
+        self.counts["reused"] += reused
         return known
 
     def _embed(self, texts_by_hash: dict[str, str]) -> dict[str, np.ndarray]:
@@ -600,7 +660,6 @@ class Writer:
                 yield batch, self.embedder.embed_passages([t for _, t in batch])
             return
         from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(in_flight, thread_name_prefix="qa-embed") as pool:
             pending: deque = deque()
