@@ -18,6 +18,12 @@ committed:
    and bumps the version. This is the commit: readers see all of it or none.
 5. ``manifest.json`` is rewritten for people to read.
 
+With a model that takes several calls at once (a GPU: ``calls_in_flight``
+> 1), step 1 (the embedding) of each full step runs in a background thread
+while the step before it goes through 2-5, so the GPU does not wait for
+segment files and the catalog; steps are still committed one by one, in
+order, and :meth:`Writer.commit` and :meth:`Writer.finish` commit all.
+
 A run killed at any point leaves the last commit searchable; the next run
 deletes the leftover folder and finds the committed files unchanged, and the
 vectors of the interrupted step in the pending cache. After the last commit
