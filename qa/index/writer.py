@@ -94,7 +94,6 @@ class UpdateReport:
     embed_seconds: float = 0.0
     timings: Timings | None = None  # where the time went, stage by stage
 
-
     @property
     def up_to_date(self) -> bool:
         """Nothing was added, changed or removed."""
@@ -135,7 +134,6 @@ class Prepared:
     tokens: list[list[str]]
     hashes: list[str]  # text_hash(chunk.embed_text)
     file_key: str | None
-
 
 
 @dataclass
@@ -347,8 +345,8 @@ class Writer:
             upgrade_v1(self, v1)
 
     def _close(self, delete_pending: bool = False) -> None:
-        if self._ahead is not None:  # an update given up: its embedding is not waited for longer than a call
-            self._ahead[1].cancel()
+        if self._ahead is not None:  # an update given up: the step embedding in the background is dropped
+            self._ahead[1].cancel()  # (once its embedding has started, it is waited for: seconds on a GPU)
             wait([self._ahead[1]])
             self._ahead = None
         if self._ahead_pool is not None:
@@ -460,16 +458,15 @@ class Writer:
 
     def _commit_step(self, step: _Step, vectors: Future | None) -> None:
         """Commit ``step``; ``vectors``: its vectors, being embedded in the background (None: here)."""
-        if vectors is not None:
-            ready = vectors.result()  # a failure there is raised here: the step is not committed
+        ready = vectors.result() if vectors is not None else None  # a failure there is raised here
         started, embedding = time.perf_counter(), self.embed_seconds
         try:
-            self._commit(step, ready if vectors is not None else None)
+            self._commit(step, ready)
         except OSError as exc:
             raise _disk_error(exc, self.root) from exc
-        finally:
+        finally:  # the write stage: without the embedding done here (when ready is None)
             spent = time.perf_counter() - started
-            self.timings.write += spent if vectors is not None else spent - (self.embed_seconds - embedding)
+            self.timings.write += spent if ready is not None else spent - (self.embed_seconds - embedding)
         self.counts["commits"] += 1
 
     def _commit(self, step: _Step, vectors: dict[str, np.ndarray] | None = None) -> None:
