@@ -60,22 +60,22 @@ QUESTIONS = [
 ]
 
 
-def corpus_files(seed: int = 0) -> list[Path]:
-    """The corpus's article files in a seeded shuffle (examples/articles without the corpus)."""
-    root = CORPUS if CORPUS.is_dir() else ROOT / "examples" / "articles"
+def corpus_files(seed: int = 0, root: Path | None = None) -> list[Path]:
+    """The article files under ``root`` (default: the corpus, else examples/articles) in a seeded shuffle."""
+    root = root or (CORPUS if CORPUS.is_dir() else ROOT / "examples" / "articles")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".md", ".html", ".htm", ".txt"))
     random.Random(seed).shuffle(files)
     return files
 
 
-def corpus_chunks(n: int, seed: int = 0) -> list[str]:
-    """The first ``n`` chunks' embedded texts (title + passage) of the shuffled corpus."""
+def corpus_chunks(n: int, seed: int = 0, root: Path | None = None) -> list[str]:
+    """The first ``n`` chunks' embedded texts (title + passage) of the shuffled corpus (or ``root``)."""
     from qa.chunk import chunk_article
     from qa.errors import ReadError
     from qa.ingest import read_file
 
     texts: list[str] = []
-    for path in corpus_files(seed):
+    for path in corpus_files(seed, root):
         try:
             texts.extend(c.embed_text for c in chunk_article(read_file(path, path.parent)))
         except ReadError:

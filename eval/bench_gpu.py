@@ -15,7 +15,8 @@ the script prints, for the same corpus passages (chunked by ``qa.chunk`` from
 ``--folder``):
 
 * the embedding stage: passages/s of ``SentenceTransformerEmbedder`` on
-  ``--device`` for each precision (fp16, bf16, fp32 on a GPU; fp32 on a CPU),
+  ``--device`` (the passages of ``--folder``'s articles in a seeded shuffle,
+  as eval/bench_embed.py takes them) for each precision (fp16, bf16, fp32 on a GPU; fp32 on a CPU),
   one call per 4,096 passages as the index writer makes them, after a
   warm-up;
 * the whole pipeline: ``sync_folders`` of ``--folder`` into a new index
@@ -39,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
 
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
@@ -67,20 +69,6 @@ def random_model(shape: Path, target: Path, seed: int = 0) -> Path:
     params = sum(p.numel() for p in model.parameters())
     print(f"random-weight model of {params / 1e6:.0f}M parameters at {target}", flush=True)
     return target
-
-
-def corpus_passages(folder: Path, limit: int) -> list[str]:
-    """The embed texts of ``folder``'s articles, as ``qa index`` chunks them, up to ``limit``."""
-    from qa.chunk import chunk_article
-    from qa.ingest import iter_articles
-    from qa.records import ReadReport
-
-    texts: list[str] = []
-    for article in iter_articles([folder], ReadReport()):
-        texts.extend(c.embed_text for c in chunk_article(article))
-        if len(texts) >= limit:
-            break
-    return texts[:limit]
 
 
 def embedding_stage(model_dir: Path, device: str, texts: list[str], rounds: int) -> None:
@@ -144,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{os.cpu_count()} CPUs; device {args.device}", flush=True)
     with tempfile.TemporaryDirectory(prefix="random-model-") as tmp:
         model_dir = random_model(args.shape, Path(tmp) / "model")
-        texts = corpus_passages(args.folder, args.passages)
+        from bench_embed import corpus_chunks  # the corpus mix of eval/bench_embed.py, from --folder
+
+        texts = corpus_chunks(args.passages, root=args.folder)
         print(f"{len(texts):,} passages of {args.folder}", flush=True)
         embedding_stage(model_dir, args.device, texts, args.rounds)
         if not args.no_pipeline:

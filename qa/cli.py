@@ -314,9 +314,7 @@ def _cmd_model(args) -> int:
     _ensure_default_model(None, cache_dir)
     model_dir = default_model.default_model_dir(cache_dir)
     if args.onnx:
-        from qa.onnx_embed import export_onnx
-
-        from qa.onnx_embed import CPU_INDEX_BACKEND
+        from qa.onnx_embed import CPU_INDEX_BACKEND, export_onnx
 
         print(f"onnx: {export_onnx(model_dir, ('onnx', CPU_INDEX_BACKEND, 'onnx-int8'))}")
     started = time.perf_counter()

@@ -6,8 +6,8 @@ expensive part handed to the cluster:
 
 1. the files whose size or time changed since the last run (the others are
    not read at all, as in a local run) become a Ray dataset of paths;
-   ``map_batches`` reads, hashes, parses and chunks them
-   (:func:`qa.index.sync.load_file`, :func:`qa.chunk.chunk_article`) and a
+   ``map_batches`` reads, hashes, parses, chunks and BM25-tokenises them
+   (:func:`qa.index.sync.load_files`, what a local run's readers do) and a
    pool of actors embeds the chunks, each actor loading the model once
    (``num_gpus=1`` per actor on a cluster with GPUs, ``--device cuda``);
 2. the results stream back, in the files' order, to this process: the one
@@ -44,7 +44,7 @@ import numpy as np
 from qa.embed import Embedder
 from qa.errors import ModelNotAvailable, QAError, ReadError
 from qa.index.catalog import text_hash
-from qa.index.sync import Loaded, load_file, sync_folders
+from qa.index.sync import Loaded, load_files, sync_folders
 from qa.index.writer import STEP_CHUNKS, Timings, UpdateReport, prepare
 from qa.ingest import MAX_FILE_BYTES, FileEntry
 from qa.records import Article, ReadReport
@@ -173,21 +173,19 @@ def read_files(batch: dict[str, np.ndarray], max_bytes: int = MAX_FILE_BYTES) ->
     when unreadable), article (JSON, or ""), error (JSON [path, reason, detail], or ""), texts
     (JSON list of the chunks' embed texts) and tokens (JSON list of each chunk's BM25 tokens),
     so that the writer's process does none of that work."""
-    from qa.chunk import chunk_article
-    from qa.lexical import tokenize
-
+    files = [(FileEntry(path=Path(path), root=Path(root), rel=str(rel), size=int(size), mtime_ns=int(mtime_ns)),
+              str(old) or None)
+             for path, root, rel, size, mtime_ns, old in zip(batch["path"], batch["root"], batch["rel"],
+                                                             batch["size"], batch["mtime_ns"], batch["old"])]  # fmt: skip
     sha256, articles, errors, texts, tokens = [], [], [], [], []
-    for path, root, rel, size, mtime_ns, old in zip(batch["path"], batch["root"], batch["rel"], batch["size"],
-                                                     batch["mtime_ns"], batch["old"]):  # fmt: skip
-        entry = FileEntry(path=Path(path), root=Path(root), rel=str(rel), size=int(size), mtime_ns=int(mtime_ns))
-        loaded = load_file(entry, str(old) or None, max_bytes)
+    for loaded in load_files(files, max_bytes)[0]:  # what a reader of sync_folders does
         sha256.append(loaded.sha256 or "")
         articles.append(_article_json(loaded.article) if loaded.article is not None else "")
         errors.append(json.dumps([loaded.error.path, loaded.error.reason, loaded.error.detail], ensure_ascii=False)
                       if loaded.error is not None else "")  # fmt: skip
-        chunks = chunk_article(loaded.article) if loaded.article is not None else []
-        texts.append(json.dumps([c.embed_text for c in chunks], ensure_ascii=False))
-        tokens.append(json.dumps([tokenize(c.embed_text) for c in chunks], ensure_ascii=False))
+        prepared = loaded.prepared
+        texts.append(json.dumps([c.embed_text for c in prepared.chunks] if prepared else [], ensure_ascii=False))
+        tokens.append(json.dumps(prepared.tokens if prepared else [], ensure_ascii=False))
     out = dict(batch)
     out.update(sha256=np.array(sha256, dtype=object), article=np.array(articles, dtype=object),
                error=np.array(errors, dtype=object), texts=np.array(texts, dtype=object),
