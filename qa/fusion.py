@@ -41,6 +41,9 @@ import numpy as np
 LEXICAL_WEIGHT = 0.15
 """Weight of the lexical evidence share, in cosine units."""
 
+TRANSLATED_WEIGHT = 0.3
+"""Weight of the translated question's lexical evidence share (:mod:`qa.crosslingual`), in cosine units."""
+
 NOMINAL_TOKEN_IDF = 6.0
 """Stand-in idf per query token when the caller does not pass ``lexical_max``."""
 
@@ -48,6 +51,18 @@ RRF_K = 60
 
 LANGUAGE_MATCH_OFFSET = 0.02
 """Cosine taken off a passage written in the question's own script (:func:`language_adjusted`)."""
+
+
+@dataclass(frozen=True)
+class LexicalLeg:
+    """Another lexical candidate list fused beside the question's own words: the
+    question's words translated (:mod:`qa.crosslingual`). Its rows add
+    ``weight * score / maximum``; they are ranked, never reported as the hit's BM25."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    maximum: float  # the leg's own score bound
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,7 @@ def fuse(
     n_query_tokens: int,
     lexical_max: float | None = None,
     weight: float = LEXICAL_WEIGHT,
+    legs: Sequence[LexicalLeg] = (),
 ) -> list[Fused]:
     """All candidates of both lists, fused, best first (ties broken by row).
 
@@ -87,7 +103,9 @@ def fuse(
     the question's token count (``len(tokenize(question))``). ``lexical_max``:
     the query's BM25 upper bound (``LexicalIndex.max_score(tokens)``); pass it
     whenever you can, otherwise ``n_query_tokens * NOMINAL_TOKEN_IDF`` stands in.
-    With no lexical candidates the order is exactly the dense order.
+    ``legs``: more lexical lists (the translated question), each adding its
+    own share of evidence times its weight. With no lexical candidates the
+    order is exactly the dense order.
     """
     d_rows, d_scores = _arrays(dense_rows, dense_scores)
     l_rows, l_scores = _arrays(lex_rows, lex_scores)
@@ -107,12 +125,21 @@ def fuse(
     for r, s in zip(l_rows.tolist(), l_scores.tolist()):
         lexical.setdefault(r, s)
     floor = min(dense.values()) if dense else 0.0
+    extra: dict[int, float] = {}
+    for leg in legs:
+        rows, scores = _arrays(leg.rows, leg.scores)
+        real = scores > 0
+        if not real.any() or not math.isfinite(leg.maximum) or leg.maximum <= 0:
+            continue
+        bound = max(float(leg.maximum), float(scores[real].max()))
+        for r, s in zip(rows[real].tolist(), scores[real].tolist()):
+            extra[r] = extra.get(r, 0.0) + leg.weight * s / bound
 
     fused = []
-    for row in dense.keys() | lexical.keys():
+    for row in dense.keys() | lexical.keys() | extra.keys():
         d = dense.get(row)
         lx = lexical.get(row)
-        score = (floor if d is None else d) + (0.0 if lx is None else weight * lx / lexical_max)
+        score = (floor if d is None else d) + (0.0 if lx is None else weight * lx / lexical_max) + extra.get(row, 0.0)
         fused.append(Fused(row=row, score=float(score), dense=d, lexical=lx))
     fused.sort(key=lambda f: (-f.score, f.row))
     return fused

@@ -318,9 +318,11 @@ class IndexHolder:
 
         index = Index.open(self.index_dir, self.embedder)
         # Warm up before serving: the first search loads the tokenizer's dictionary and the
-        # model (seconds), which no request should wait for.
+        # model (seconds), the first English one the English->Chinese dictionary: no request
+        # should wait for them.
         with contextlib.suppress(errors.QAError):
             index.search("warm-up 预热", k=1, mode="hybrid")
+            index.search("warm-up", k=1, mode="hybrid")
         return index
 
     def _swap(self, index: Any) -> None:

@@ -46,14 +46,16 @@ def idf(df: int, n_docs: int) -> float:
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
 
-def max_score(dfs: Sequence[int], n_docs: int) -> float:
+def max_score(dfs: Sequence[int], n_docs: int, weights: Sequence[float] | None = None) -> float:
     """An upper bound of any chunk's score for a query whose tokens have these
     document frequencies (0 for a token the index has never seen): each token
-    contributes less than its idf. Fusion uses it to say how much of the
-    query the best passage could match."""
+    contributes less than its idf (times its weight, when the query weighs its
+    tokens). Fusion uses it to say how much of the query the best passage could match."""
     if n_docs == 0:
         return 0.0
-    return float(sum(idf(df, n_docs) for df in dfs))
+    if weights is None:
+        return float(sum(idf(df, n_docs) for df in dfs))
+    return float(sum(w * idf(df, n_docs) for df, w in zip(dfs, weights, strict=True)))
 
 
 def term_weights(tf: np.ndarray, doclen: np.ndarray, weight, corpus: Corpus) -> np.ndarray:

