@@ -41,14 +41,20 @@ from qa.lexical import STOPWORDS_EN, tokenize
 PER_WORD = 1
 """Chinese words kept per English word or phrase."""
 
+WORD_WEIGHT = 0.5
+"""Weight of a common word's translation against a name's (1.0): a dictionary's first
+sense of "official" or "season" is often not the article's word, a name's is."""
+
 NAME_CHARACTERS = 20
 """Characters tried per syllable of a romanised given name (:meth:`Dictionary.name_candidates`)."""
 
 NAME_SPELLINGS = 3
 """A romanised name with more spellings than this in the index is left out as ambiguous."""
 
-MAX_PHRASE = 3
-"""Longest English phrase looked up, in words."""
+RANK_BY_SENSES = True
+
+MAX_PHRASE = 5
+"""Longest English phrase looked up, in words ("South China Morning Post")."""
 
 # Question and reporting words that carry no topic (beyond the lexical stopwords).
 SKIP = frozenset(
@@ -62,10 +68,23 @@ SKIP = frozenset(
     """.split()
 )
 
+# Question phrases the dictionary would otherwise translate into topic words.
+SKIP_PHRASES = frozenset({
+    "how many", "how much", "how long", "how far", "how often", "what is", "what are", "what was", "what were",
+    "according to", "number of", "what happened", "all of", "in order to", "as well as", "such as", "kind of",
+    "what kind", "what type", "type of", "at least", "more than", "less than", "so far", "of course",
+})  # fmt: skip
+
 _LEADING = ("to ", "a ", "an ", "the ")
 _DROP_WORDS = frozenset({"sb", "sth", "sb's", "sth's", "one's", "oneself", "etc"})
 _SKIP_DEFS = ("cl:", "variant of", "old variant", "see ", "used in", "surname ", "abbr. ", "also pr", "pr. ",
-              "taiwan pr", "erhua variant", "archaic variant", "japanese variant", "(archaic)", "(old)")  # fmt: skip
+              "taiwan pr", "erhua variant", "archaic variant", "japanese variant", "classifier", "measure word",
+              "radical ", "kangxi radical", "component in")  # fmt: skip
+# Senses no news article uses for the English word.
+_SKIP_MARKS = ("(slang)", "(archaic)", "(old)", "(literary)", "(dialect)", "(classical)", "(vulgar)", "(derog.)",
+               "(Internet slang)", "(coll.)", "(Cantonese)", "(euphemism)", "(humorous)", "(onom.)", "(loanword)",
+               "(obsolete)", "(Buddhism)", "(Taoism)", "(TCM)", "(bound form)")  # fmt: skip
+_ALIASES = {"uk": "united kingdom", "usa": "us", "eu": "european union", "un": "united nations"}
 _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*|\d+")
@@ -79,6 +98,7 @@ class Translation:
     english: str
     chinese: str
     share: float  # of the English word's weight: 1 / (how many Chinese words it has)
+    name: bool = False  # a proper name (a person, place, organisation), not a common word
 
 
 def _english_key(text: str) -> str:
@@ -90,12 +110,24 @@ def _english_key(text: str) -> str:
 
 
 def _definition_keys(definition: str, proper: bool) -> list[str]:
+    if any(mark in definition for mark in _SKIP_MARKS):
+        return []
     d = _PARENS.sub(" ", definition).strip()
     if not d or d.lower().startswith(_SKIP_DEFS):
         return []
     parts = re.split(r"[;,]", d)
     if proper:
-        parts = parts[:1]  # "Mike Pence, US Republican politician": the name only
+        # "Mike Pence, US Republican politician", "Chengdu subprovincial city and capital of ...":
+        # the name only, the leading capitalised words
+        words = parts[0].split()
+        lead = []
+        for w in words:
+            if not (w[:1].isupper() or w[:1].isdigit() or (lead and w in ("of", "and", "de", "the"))):
+                break
+            lead.append(w)
+        while lead and lead[-1] in ("of", "and", "de", "the"):
+            lead.pop()
+        parts = [" ".join(lead)] if lead else parts[:1]
     keys = []
     for part in parts:
         key = part.strip().lower()
@@ -164,19 +196,23 @@ class Dictionary:
                 continue
             _, simplified, pinyin, defs = m.groups()
             is_proper = pinyin[:1].isupper()
-            freq = -frequency.get(simplified, 0)
+            freq = -(frequency.get(simplified, 0) + 1)
             if len(simplified) == 1 and _SYLLABLE.match(pinyin):
                 syllable = _SYLLABLE.sub(r"\1", pinyin).lower().replace("u:", "u")
                 syllables.add(syllable)
                 add(characters, syllable, simplified, (freq,))
                 if any(d.startswith("surname ") for d in defs.split("/")):
                     add(surnames, syllable, simplified, (freq,))
-            for position, definition in enumerate(defs.split("/")):
-                for key in _definition_keys(definition, is_proper):
-                    add(proper if is_proper else common, key, simplified, (position, freq))
+            senses = [_definition_keys(d, is_proper) for d in defs.split("/")]
+            # p(Chinese word | English word) ~ how common the word is, shared among its senses:
+            # 团队 (team) before 班 (team, class, squad, shift, ...)
+            specific = freq / max(1, sum(1 for keys in senses if keys)) if RANK_BY_SENSES else freq
+            for position, keys in enumerate(senses):
+                for key in keys:
+                    add(proper if is_proper else common, key, simplified, (specific, position))
                     words = key.split()
                     if is_proper and len(words) >= 2 and not any(w in syllables for w in words):
-                        add(proper, words[-1], simplified, (position + 1, freq))  # Donald Trump -> Trump
+                        add(proper, words[-1], simplified, (specific / 2, position + 1))  # Donald Trump -> Trump
             key = _pinyin_key(pinyin)
             if key:
                 add(names, key, simplified, (0, freq))
@@ -204,20 +240,29 @@ class Dictionary:
     def lookup(self, english: str, name: bool = False) -> list[str]:
         """Chinese words for an English word or phrase, best first (empty when unknown).
         ``name``: it is capitalised, so proper names come first."""
+        return self._lookup(english, name)[0]
+
+    def _lookup(self, english: str, name: bool) -> tuple[list[str], bool]:
+        """(Chinese words, whether they are a proper name's)."""
         key = _english_key(english)
         if name:
-            for variant in _variants(key):
-                if variant in self._proper:
-                    return list(self._proper[variant])
+            key = _ALIASES.get(key, key)
             joined = key.replace(" ", "").replace("'", "")
             if joined in self._pinyin and (" " in key or joined not in self._syllables):
-                return list(self._pinyin[joined])
+                return list(self._pinyin[joined]), True  # Chengdu is 成都, before the nickname 蓉城
+            for variant in _variants(key):
+                if variant in self._proper:
+                    return list(self._proper[variant]), True
             if all(w in self._syllables for w in key.split()):
-                return []  # an unknown romanised name: no English sense of "Qiang" or "Li"
+                return [], False  # an unknown romanised name: no English sense of "Qiang" or "Li"
+        if key in SKIP_PHRASES:
+            return [], False
         for variant in _variants(key):
             if variant in self._common:
-                return list(self._common[variant])
-        return []
+                words = self._common[variant]
+                # a single character is rarely the word meant (season -> 时, panther -> 豹): last
+                return [w for w in words if len(w) > 1] + [w for w in words if len(w) == 1], False
+        return [], False
 
     def syllables(self, word: str) -> list[str] | None:
         """A romanised word split into pinyin syllables, fewest first ("xiaoyan" ->
@@ -269,10 +314,10 @@ class Dictionary:
                 if not phrase or (n == 1 and not acronym and (
                         len(phrase) < 2 or phrase in STOPWORDS_EN or phrase in SKIP or phrase.isdigit())):
                     continue
-                chinese = self.lookup(phrase, name=name)
+                chinese, proper = self._lookup(phrase, name)
                 if chinese:
                     kept = chinese[:per_word]
-                    out.extend(Translation(phrase, c, 1.0 / len(kept)) for c in kept)
+                    out.extend(Translation(phrase, c, 1.0 / len(kept), proper) for c in kept)
                     taken = n
                     break
             i += max(taken, 1)
@@ -313,14 +358,17 @@ def _jieba_frequency() -> dict[str, int]:
     return _jieba_tokenizer().FREQ
 
 
-def weighted_tokens(translations: Iterable[Translation]) -> dict[str, float]:
-    """Lexical tokens of the Chinese words, each weighted by its word's share
-    (a word that jieba splits gives each of its tokens the word's share)."""
+def weighted_tokens(translations: Iterable[Translation], word_weight: float = WORD_WEIGHT) -> dict[str, float]:
+    """Lexical tokens of the Chinese words, each weighted by its word's share,
+    times ``word_weight`` for a common word (names count whole); a word that
+    jieba splits gives each of its tokens the word's weight."""
     out: dict[str, float] = {}
     for t in translations:
-        tokens = tokenize(t.chinese)
-        for token in tokens:
-            out[token] = max(out.get(token, 0.0), t.share)
+        weight = t.share * (1.0 if t.name else word_weight)
+        if weight <= 0:
+            continue
+        for token in tokenize(t.chinese):
+            out[token] = max(out.get(token, 0.0), weight)
     return out
 
 
@@ -329,10 +377,12 @@ class Translator:
     once per process: every version of an open index shares one Translator).
     ``enabled=False`` turns translation off (the evaluation's baseline)."""
 
-    def __init__(self, path: Path | None = None, *, enabled: bool = True, per_word: int = PER_WORD):
+    def __init__(self, path: Path | None = None, *, enabled: bool = True, per_word: int = PER_WORD,
+                 word_weight: float = WORD_WEIGHT):  # fmt: skip
         self.path = path
         self.enabled = enabled
         self.per_word = per_word
+        self.word_weight = word_weight
         self._dictionary: Dictionary | None = None
         self._lock = threading.Lock()
 
@@ -351,12 +401,19 @@ class Translator:
         if not self.enabled or script_family(question) != "en":
             return {}
         dictionary = self.load()
-        out = weighted_tokens(dictionary.translate(question, per_word=self.per_word))
+        names: dict[str, float] = {}
+        spelled: set[str] = set()  # the words of the names found: not translated word by word
         if known is not None:
-            for _, spellings in dictionary.name_candidates(question):
+            for name, spellings in dictionary.name_candidates(question):
                 found = known(spellings)
                 kept = [s for s in spellings if s in found]
                 if 0 < len(kept) <= NAME_SPELLINGS:
+                    spelled.update(name.split())
                     for s in kept:
-                        out[s] = max(out.get(s, 0.0), 1.0 / len(kept))
+                        names[s] = max(names.get(s, 0.0), 1.0 / len(kept))
+        translations = [t for t in dictionary.translate(question, per_word=self.per_word)
+                        if not set(t.english.split()) <= spelled]  # fmt: skip
+        out = weighted_tokens(translations, self.word_weight)
+        for s, w in names.items():
+            out[s] = max(out.get(s, 0.0), w)
         return out
