@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 
 from qa.lexical import _s_stem, normalize, tokenize
 from qa.records import Span
@@ -98,16 +99,18 @@ def sentences(text: str) -> list[Span]:
     return spans
 
 
-def highlight(text: str, question: str) -> tuple[tuple[Span, ...], Span | None]:
+def highlight(text: str, question: str, extra_terms: Iterable[str] = ()) -> tuple[tuple[Span, ...], Span | None]:
     """(spans of the question's terms in ``text``, the best-matching sentence or None).
 
     Spans are [start, end) offsets into ``text``, sorted, non-overlapping,
     adjacent ones merged. The best sentence is the one covering the most
     question terms, each weighted by its length; ties go to the earliest.
+    ``extra_terms``: search tokens to mark too (an English question's words in
+    Chinese, :mod:`qa.crosslingual`).
     """
     if not text or not question:
         return (), None
-    terms = set(tokenize(question))
+    terms = set(tokenize(question)) | set(extra_terms)
     if not terms:
         return (), None
     norm = aligned_normalize(text)

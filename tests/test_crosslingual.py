@@ -147,6 +147,7 @@ def test_an_english_question_finds_the_chinese_article_through_the_dictionary(in
         hits = index.search(question, k=4, mode="hybrid").hits
         assert hits[0].citation.article_id == "a0"
         assert hits[0].lexical_score is None  # no English word matches: no BM25 to report
+        assert "**拜登**" in hits[0].highlighted and "**新疆**" in hits[0].highlighted  # the words found, marked
         assert index.search(question, k=4, mode="lexical").hits == ()  # lexical mode keeps to the words asked
         again = index.reopen(FlatEmbedder())
         assert again.translator is index.translator  # shared, loaded once

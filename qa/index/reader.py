@@ -344,8 +344,11 @@ class Index:
             raise InvalidQuery(f"max_per_article must be a whole number of at least 1, not {cap!r}")
         filter_plan = plan(filters, lambda table, names: self.catalog.ids_for(table, names, create=False))
         masks = self._masks(filter_plan)
-        candidates, rows_by_key, pool, stored = self._candidates(question, mode, max(100, 5 * k), masks)
-        hits = self._hits(question, candidates, rows_by_key, k, cap, stored)
+        translated: dict[str, float] = {}  # an English question's words in Chinese (qa.crosslingual)
+        if mode == "hybrid":
+            translated = self.translator.tokens(question, known=lambda tokens: set(self._term_ids(tokens)))
+        candidates, rows_by_key, pool, stored = self._candidates(question, mode, max(100, 5 * k), masks, translated)
+        hits = self._hits(question, candidates, rows_by_key, k, cap, stored, translated)
         hits, answerable = self._judge(hits, mode, pool)
         return SearchResult(question=question, mode=mode, hits=hits, seconds=time.perf_counter() - started,
                             answerable=answerable)  # fmt: skip
@@ -367,9 +370,11 @@ class Index:
             return live
         return {seg.id: filter_plan.mask(seg.data, live[seg.id]) for seg in self._version.segments}
 
-    def _candidates(self, question: str, mode: str, n: int, masks: dict) -> tuple[list[Fused], dict[int, int], relevance.Pool, dict]:
+    def _candidates(self, question: str, mode: str, n: int, masks: dict,
+                    translated: dict[str, float]) -> tuple[list[Fused], dict[int, int], relevance.Pool, dict]:  # fmt: skip
         """Fused candidates, identified by chunk key; key -> row; what the candidates say of
-        one another; the stored chunks already read (row -> ChunkRow)."""
+        one another; the stored chunks already read (row -> ChunkRow). ``translated``: weighted
+        Chinese tokens of an English question, searched as a lexical leg of their own."""
         dense = lex = None
         tokens: list[str] = []
         lexical_max = 0.0
@@ -377,16 +382,14 @@ class Index:
         if mode in ("dense", "hybrid"):
             query = self.embedder.embed_queries([question])[0]
             dense = self._dense(query, n, masks)
-        translated = None
+        leg = None
         if mode in ("lexical", "hybrid"):
             tokens = tokenize(question)
             *lex, lexical_max = self._lexical(tokens, n, masks)
-        if mode == "hybrid":
-            weights = self.translator.tokens(question, known=lambda tokens: set(self._term_ids(tokens)))
-            if weights:
-                *translated, translated_max = self._lexical(list(weights), n, masks, weights, known_only=True)
+        if translated:
+            *leg, leg_max = self._lexical(list(translated), n, masks, translated, known_only=True)
         rows_by_key = {}
-        for found in (dense, lex, translated):
+        for found in (dense, lex, leg):
             if found is not None:
                 rows_by_key.update(zip(found[2].tolist(), found[0].tolist()))
         pool = relevance.Pool.of(dense[1] if dense is not None else None, lexical_max, question)
@@ -401,8 +404,8 @@ class Index:
             fused = [Fused(int(dense[2][i]), float(adjusted[i]), float(dense[1][i]), None) for i in order]
             return fused, rows_by_key, pool, stored
         legs = []
-        if translated is not None:
-            legs.append(LexicalLeg(translated[2], translated[1], translated_max, TRANSLATED_WEIGHT))
+        if leg is not None:
+            legs.append(LexicalLeg(leg[2], leg[1], leg_max, TRANSLATED_WEIGHT))
         fused = fuse(
             dense[2], adjusted, lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max, legs=legs,
         )  # candidates are named by their keys, so ties break alike in every build
@@ -498,7 +501,7 @@ class Index:
         return (*_merge(rows, scores, keys, n), lexical_max)
 
     def _hits(self, question: str, candidates: list[Fused], rows_by_key: dict[int, int], k: int,
-              cap: int | None, stored: dict) -> tuple[Hit, ...]:  # fmt: skip
+              cap: int | None, stored: dict, translated: dict[str, float]) -> tuple[Hit, ...]:  # fmt: skip
         fetched = 0  # stored: the rows _candidates read already; more are added as needed
         taken: dict[str, list[tuple[int, int]]] = {}  # article id -> paragraph ranges already hit
         hits: list[Hit] = []
@@ -516,7 +519,7 @@ class Index:
             if any(row.para_start <= end and start <= row.para_end for start, end in ranges):
                 continue  # at most one hit per paragraph
             ranges.append((row.para_start, row.para_end))
-            spans, best = highlight(row.text, question)
+            spans, best = highlight(row.text, question, translated)  # the Chinese words found, marked too
             hits.append(
                 Hit(
                     rank=len(hits) + 1, score=float(cand.score), chunk_id=row.chunk_id,
