@@ -84,6 +84,7 @@ _SKIP_DEFS = ("cl:", "variant of", "old variant", "see ", "used in", "surname ",
 _SKIP_MARKS = ("(slang)", "(archaic)", "(old)", "(literary)", "(dialect)", "(classical)", "(vulgar)", "(derog.)",
                "(Internet slang)", "(coll.)", "(Cantonese)", "(euphemism)", "(humorous)", "(onom.)", "(loanword)",
                "(obsolete)", "(Buddhism)", "(Taoism)", "(TCM)", "(bound form)")  # fmt: skip
+_SKIP_MARK = re.compile("|".join(re.escape(mark) for mark in _SKIP_MARKS))
 _ALIASES = {"uk": "united kingdom", "usa": "us", "eu": "european union", "un": "united nations"}
 _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
@@ -110,7 +111,7 @@ def _english_key(text: str) -> str:
 
 
 def _definition_keys(definition: str, proper: bool) -> list[str]:
-    if any(mark in definition for mark in _SKIP_MARKS):
+    if "(" in definition and _SKIP_MARK.search(definition):
         return []
     d = _PARENS.sub(" ", definition).strip()
     if not d or d.lower().startswith(_SKIP_DEFS):
