@@ -177,9 +177,7 @@ class Index:
         for attempt in range(5):
             catalog = Catalog(store, readonly=True)
             try:
-                index = cls._open_version(root, catalog, embedder, reuse)
-                index.translator = translator or (reuse.translator if reuse is not None else index.translator)
-                return index
+                return cls._open_version(root, catalog, embedder, reuse, translator)
             except IndexCorrupt:
                 catalog.close()
                 if attempt == 4:
@@ -191,7 +189,8 @@ class Index:
         raise AssertionError("unreachable")
 
     @classmethod
-    def _open_version(cls, root: Path, catalog: Catalog, embedder: Embedder | None, reuse: Index | None) -> Index:
+    def _open_version(cls, root: Path, catalog: Catalog, embedder: Embedder | None, reuse: Index | None,
+                      translator: Translator | None) -> Index:  # fmt: skip
         st = os.stat(catalog.path)
         with catalog.snapshot():
             meta = catalog.meta()
@@ -225,7 +224,10 @@ class Index:
                 if seg.data.dimension != embedding["dimension"]:
                     raise IndexCorrupt(f"segment {record.name} has {seg.data.dimension}-dimensional vectors")
             segments.append(seg)
-        index = cls(root, meta, embedder, catalog, _Version(segments, tombstones), identity, (st.st_dev, st.st_ino))
+        if translator is None and reuse is not None:
+            translator = reuse.translator
+        index = cls(root, meta, embedder, catalog, _Version(segments, tombstones), identity, (st.st_dev, st.st_ino),
+                    translator)  # fmt: skip
         index._summary = summary
         return index
 
