@@ -175,9 +175,10 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 speed there, and fp16 keeps three more bits of mantissa (closer to fp32: cosine 0.99999+ per
 passage on the default model, against 0.9999 for bf16; ``eval/check_precision.py``)."""
 GPU_BATCH_TOKENS = 65_536
-"""Padded tokens per model run on a GPU: on an H100 mE5-small embeds 13,200 chunks/s in fp16
-with length-sorted batches of 64k tokens (81 tokens per chunk on average), bound by kernel
-launches, so batches must be large; 64k tokens of a 512-token model is 128 passages."""
+"""Padded tokens per model run on a GPU: 64k tokens of length-sorted corpus passages (81 tokens
+on average) is ~800 passages a run. Measured on an H100 through this code (eval/bench_gpu.py):
+the default model alone embeds 33,800 passages/s in fp16 at this size (eval/README.md: the
+other batch sizes tried)."""
 CPU_BATCH_TOKENS = 4_096
 """Padded tokens per model run on a CPU: ~50 corpus passages, about what the 32 passages of
 sentence-transformers' own batches held (the CPU path keeps its batch size; only the padding goes)."""
@@ -232,8 +233,10 @@ class SentenceTransformerEmbedder(Embedder):
 
     Queries and passages get the model's prompts named "query" and "passage"
     (or "document") when it has them; E5 models carry ``query: `` and
-    ``passage: `` that way. Each call's texts are tokenised once, together
-    (the fast tokenizer uses every core), sorted by token count and cut into
+    ``passage: `` that way. Each call's texts are tokenised once, together,
+    by the model's Rust tokenizer on every core (:class:`qa.fast_tokens.FastTokens`,
+    where it gives exactly what sentence-transformers' ``preprocess`` gives; else
+    ``preprocess``; ``fast_tokens=False`` always takes ``preprocess``), sorted by token count and cut into
     batches of at most ``batch_tokens`` padded tokens (:func:`token_batches`;
     default :data:`GPU_BATCH_TOKENS` on a GPU, :data:`CPU_BATCH_TOKENS` on a
     CPU) and at most ``batch_size`` texts (default: no limit), so padding is
@@ -263,6 +266,7 @@ class SentenceTransformerEmbedder(Embedder):
         batch_size: int | None = None,
         batch_tokens: int | None = None,
         precision: str = "auto",
+        fast_tokens: bool = True,
     ):
         self.model = model_id or str(name_or_path)
         self.device = device
@@ -286,6 +290,13 @@ class SentenceTransformerEmbedder(Embedder):
             (name for name in ("passage", "document", "corpus") if prompts.get(name)), None
         )
         self.max_tokens = int(self._st.max_seq_length or 0)
+        self._fast = None
+        if fast_tokens and hasattr(self._st, "preprocess"):
+            from qa.fast_tokens import FastTokens
+
+            names = (self._query_prompt, self._passage_prompt)
+            prompts = [self._st.prompts.get(name) if name else None for name in names]
+            self._fast = FastTokens.for_model(self._st, prompts)
         self._lock = threading.Lock()
 
     def _encode(self, texts: Sequence[str], prompt_name: str | None, progress: bool) -> np.ndarray:
@@ -299,7 +310,8 @@ class SentenceTransformerEmbedder(Embedder):
         else:
             st = self._st
             prompt = st.prompts.get(prompt_name) if prompt_name else None
-            features = st.preprocess(texts, prompt=prompt)  # outside the lock: beside another call's compute
+            # outside the lock: beside another call's compute (FastTokens releases the GIL)
+            features = (self._fast and self._fast.features(texts, prompt)) or st.preprocess(texts, prompt=prompt)
             with self._lock:
                 vectors = self._encode_sorted(features, progress)
         return normalize_rows(vectors)
