@@ -135,7 +135,8 @@ def breakdown(embedder, texts: list[str], rounds: int) -> tuple[list[float], lis
     calls = _calls(texts, embedder.passages_per_call or 128)
 
     def tokenise(call: list[str]) -> dict:
-        return (embedder._fast and embedder._fast.features(call, prompt)) or st.preprocess(call, prompt=prompt)
+        fast = embedder.fast_tokens()
+        return (fast and fast.features(call, prompt)) or st.preprocess(call, prompt=prompt)
 
     tokenising = timed_rounds(lambda: [tokenise(call) for call in calls], len(texts), rounds)
     features = [tokenise(call) for call in calls]
@@ -198,7 +199,7 @@ def measure(model_dir: Path, args, texts: list[str]) -> list[Row]:
         if precision == ("fp16" if gpu else "fp32"):
             tokenise, model_only = breakdown(model, texts, args.rounds)
             add(Row("  tokenising alone", statistics.median(tokenise), tokenise,
-                    "qa.fast_tokens" if model._fast else "st.preprocess"))  # fmt: skip
+                    "qa.fast_tokens" if model.fast_tokens() else "st.preprocess"))  # fmt: skip
             add(Row(f"  the model alone, {precision}", statistics.median(model_only), model_only,
                     "calls tokenised beforehand"))  # fmt: skip
             slow = embedder(precision, fast_tokens=False)  # before qa.fast_tokens: transformers' tokenising

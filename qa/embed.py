@@ -179,6 +179,9 @@ GPU_BATCH_TOKENS = 65_536
 on average) is ~800 passages a run. Measured on an H100 through this code (eval/bench_gpu.py):
 the default model alone embeds 33,800 passages/s in fp16 at this size (eval/README.md: the
 other batch sizes tried)."""
+FAST_TOKENS_FROM = 64
+"""Calls of at least this many texts are tokenised by :mod:`qa.fast_tokens` (set up by the first
+such call, ~0.7 s): an index writer's calls; a question or a few need not wait for it."""
 CPU_BATCH_TOKENS = 4_096
 """Padded tokens per model run on a CPU: ~50 corpus passages, about what the 32 passages of
 sentence-transformers' own batches held (the CPU path keeps its batch size; only the padding goes)."""
@@ -235,8 +238,9 @@ class SentenceTransformerEmbedder(Embedder):
     (or "document") when it has them; E5 models carry ``query: `` and
     ``passage: `` that way. Each call's texts are tokenised once, together,
     by the model's Rust tokenizer on every core (:class:`qa.fast_tokens.FastTokens`,
-    where it gives exactly what sentence-transformers' ``preprocess`` gives; else
-    ``preprocess``; ``fast_tokens=False`` always takes ``preprocess``), sorted by token count and cut into
+    for calls of :data:`FAST_TOKENS_FROM` texts or more, where it gives exactly what
+    sentence-transformers' ``preprocess`` gives; else ``preprocess``;
+    ``fast_tokens=False`` always takes ``preprocess``), sorted by token count and cut into
     batches of at most ``batch_tokens`` padded tokens (:func:`token_batches`;
     default :data:`GPU_BATCH_TOKENS` on a GPU, :data:`CPU_BATCH_TOKENS` on a
     CPU) and at most ``batch_size`` texts (default: no limit), so padding is
@@ -290,13 +294,9 @@ class SentenceTransformerEmbedder(Embedder):
             (name for name in ("passage", "document", "corpus") if prompts.get(name)), None
         )
         self.max_tokens = int(self._st.max_seq_length or 0)
-        self._fast = None
-        if fast_tokens and hasattr(self._st, "preprocess"):
-            from qa.fast_tokens import FastTokens
-
-            names = (self._query_prompt, self._passage_prompt)
-            prompts = [self._st.prompts.get(name) if name else None for name in names]
-            self._fast = FastTokens.for_model(self._st, prompts)
+        self._fast = None  # qa.fast_tokens.FastTokens, made by the first large call (~0.7 s, once)
+        self._fast_wanted = fast_tokens and hasattr(self._st, "preprocess")
+        self._fast_lock = threading.Lock()
         self._lock = threading.Lock()
 
     def _encode(self, texts: Sequence[str], prompt_name: str | None, progress: bool) -> np.ndarray:
@@ -311,10 +311,25 @@ class SentenceTransformerEmbedder(Embedder):
             st = self._st
             prompt = st.prompts.get(prompt_name) if prompt_name else None
             # outside the lock: beside another call's compute (FastTokens releases the GIL)
-            features = (self._fast and self._fast.features(texts, prompt)) or st.preprocess(texts, prompt=prompt)
+            fast = self.fast_tokens() if len(texts) >= FAST_TOKENS_FROM else self._fast
+            features = (fast and fast.features(texts, prompt)) or st.preprocess(texts, prompt=prompt)
             with self._lock:
                 vectors = self._encode_sorted(features, progress)
         return normalize_rows(vectors)
+
+    def fast_tokens(self):
+        """The model's :class:`qa.fast_tokens.FastTokens`, checked against the model the first
+        time it is asked for; None where it does not match the model or was turned off."""
+        if self._fast_wanted and self._fast is None:
+            with self._fast_lock:
+                if self._fast_wanted and self._fast is None:
+                    from qa.fast_tokens import FastTokens
+
+                    names = (self._query_prompt, self._passage_prompt)
+                    prompts = [self._st.prompts.get(name) if name else None for name in names]
+                    self._fast = FastTokens.for_model(self._st, prompts)
+                    self._fast_wanted = self._fast is not None
+        return self._fast
 
     def _encode_sorted(self, features: dict, progress: bool) -> np.ndarray:
         """Run one call's tokenised texts (padded to the longest) in length-sorted token-budget

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from qa.embed import SentenceTransformerEmbedder
+from qa.embed import FAST_TOKENS_FROM, SentenceTransformerEmbedder
 from qa.fast_tokens import FastTokens
 from qa.loader import load_embedder
 
@@ -37,12 +37,12 @@ def model(request) -> SentenceTransformerEmbedder:
 
 
 def test_fast_tokens_give_preprocess_features(model):
-    assert isinstance(model, SentenceTransformerEmbedder) and model._fast is not None
+    assert isinstance(model, SentenceTransformerEmbedder) and model.fast_tokens() is not None
     st = model._st
     texts = _texts()
     for name in {model._query_prompt, model._passage_prompt}:
         prompt = st.prompts.get(name) if name else None
-        ours, reference = model._fast.features(texts, prompt), st.preprocess(texts, prompt=prompt)
+        ours, reference = model.fast_tokens().features(texts, prompt), st.preprocess(texts, prompt=prompt)
         assert set(ours) == set(reference)
         for key, value in reference.items():
             if isinstance(value, torch.Tensor):
@@ -52,9 +52,12 @@ def test_fast_tokens_give_preprocess_features(model):
 
 
 def test_fast_tokens_give_the_same_vectors(model):
+    model.fast_tokens()
     slow = copy.copy(model)  # the same model, tokenised by sentence-transformers' preprocess
-    slow._fast = None
-    texts = _texts()
+    slow._fast, slow._fast_wanted = None, False
+    assert slow.fast_tokens() is None
+    texts = _texts() * 2
+    assert len(texts) >= FAST_TOKENS_FROM  # a call the fast path takes
     assert np.array_equal(model.embed_passages(texts), slow.embed_passages(texts))
     questions = ["2020年破获了多少电信网络诈骗案件？", "How many telecom fraud cases were solved in 2020?"]
     assert np.array_equal(model.embed_queries(questions), slow.embed_queries(questions))
@@ -62,9 +65,9 @@ def test_fast_tokens_give_the_same_vectors(model):
 
 def test_fast_tokens_are_shared_by_threads(model):
     texts, prompt = _texts(), model._st.prompts.get(model._passage_prompt or "")
-    alone = model._fast.features(texts, prompt)["input_ids"]
+    alone = model.fast_tokens().features(texts, prompt)["input_ids"]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: model._fast.features(texts, prompt)["input_ids"], range(8)))
+        results = list(pool.map(lambda _: model.fast_tokens().features(texts, prompt)["input_ids"], range(8)))
     assert all(torch.equal(alone, r) for r in results)
 
 
