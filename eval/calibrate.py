@@ -1,12 +1,16 @@
 """Fit the relevance model and the "answerable" threshold; report them on held-out questions.
 
     python eval/calibrate.py [--shared ../shared] [--cache /tmp/qa_tune_cache] [--write]
+    python eval/calibrate.py --stored OLD_RELEVANCE_JSON   # an earlier fit, on today's questions
 
 Labelled questions, in Chinese, Traditional Chinese and English:
 
 - answerable: XQuAD questions over its 240 paragraphs (zh, en, and the zh
-  questions in Traditional script), and the hand-written news paraphrase
-  questions (zh and Traditional) over the paragraphs of 500 real articles;
+  questions in Traditional script), the hand-written news paraphrase
+  questions (zh and Traditional) over the paragraphs of 500 real articles,
+  and the news questions of the scale evaluation (``eval/data/news_questions.jsonl``:
+  zh, Traditional and English, their 101 articles added to the 500; their
+  tuning half fits, their reporting half reports);
 - unanswerable, built so that the archive truly has no answer:
   the same questions with their whole article removed from the collection
   (and BM25 statistics recomputed without it); questions of one collection
@@ -15,7 +19,8 @@ Labelled questions, in Chinese, Traditional Chinese and English:
   syllables).
 
 Search is the product's: dense top 100 over the collection, BM25 real matches
-(the index's formula), fused by ``qa.fusion.fuse``; every one of a question's
+(the index's formula), and for an English question its words in Chinese
+(``qa.crosslingual``, a weighted BM25 leg of its own), fused by ``qa.fusion.fuse``; every one of a question's
 top 5 passages is a labelled example (relevant: from the gold article of an
 answerable question). A logistic model per mode is fitted on the FIT half
 (XQuAD articles 0-23, even-numbered news and nonsense questions) and the
@@ -44,7 +49,11 @@ from tune_fusion import Encoder, news_pool, squad  # noqa: E402
 from qa import fusion  # noqa: E402
 from qa.default_model import DEFAULT_MODEL_ID  # noqa: E402
 from qa.lexical import LexicalIndex, tokenize  # noqa: E402
+from qa.crosslingual import Translator  # noqa: E402
+from qa.ingest import read_file  # noqa: E402
 from qa.relevance import FEATURES, Pool, features  # noqa: E402
+
+TRANSLATOR = Translator()
 
 TOP = 5
 DEPTH = 100
@@ -100,8 +109,15 @@ def search(q: Question) -> dict[str, list[tuple[dict, bool]]]:
     pool = Pool.of(dense_scores, lexical_max, q.text)
     dense_of = dict(zip(dense_rows.tolist(), dense_scores.tolist()))
     lex_of = dict(zip(lex_rows.tolist(), lex_scores.tolist()))
+    # an English question's words in Chinese, searched as a leg of their own, as the index's reader does
+    translated = TRANSLATOR.tokens(q.text, known=lambda words: {w for w in words if w in lexical._ids})
+    legs = []
+    if translated:
+        leg_local, leg_scores = lexical.search(list(translated), DEPTH, weights=translated)
+        leg_max = lexical.max_score(list(translated), weights=translated)
+        legs.append(fusion.LexicalLeg(rows[leg_local], leg_scores, leg_max, fusion.TRANSLATED_WEIGHT))
     fused = fusion.fuse(dense_rows, dense_scores, lex_rows, lex_scores, n_query_tokens=len(tokens),
-                        lexical_max=lexical_max)  # fmt: skip
+                        lexical_max=lexical_max, legs=legs)  # fmt: skip
     out = {}
     for mode, ranked in (
         ("hybrid", [f.row for f in fused]),
@@ -145,6 +161,11 @@ def build(shared: Path, cache: Path, encoder: Encoder) -> list[Question]:
     wiki = Collection("XQuAD", encoder.encode(contexts, "passage", cache, "xquad_zh_p"),
                       [tokenize(c) for c in contexts], article_of_context, {})  # fmt: skip
     pool = news_pool(shared / "corpus" / "waimei")
+    scale = [json.loads(line) for line in (ROOT / "eval" / "data" / "news_questions.jsonl").read_text().splitlines()
+             if line.strip()]  # fmt: skip
+    for name in dict.fromkeys(d["file"] for d in scale):  # their articles join the collection
+        article = read_file(shared / "corpus" / name, shared / "corpus")
+        pool.append((name, [p for p in article.paragraphs if len(p) >= 15]))
     paragraphs = [p for _, paras in pool for p in paras]
     news = Collection("news", encoder.encode(paragraphs, "passage", cache, "news_p"), [tokenize(p) for p in paragraphs],
                       np.array([i for i, (_, paras) in enumerate(pool) for _ in paras]), {})  # fmt: skip
@@ -167,6 +188,10 @@ def build(shared: Path, cache: Path, encoder: Encoder) -> list[Question]:
     for lang, convert in (("zh", lambda t: t), ("zh-Hant", s2t.convert)):
         add([(convert(it["question"]), lang) for it in items], [article_index[it["file"]] for it in items], news,
             [i % 2 == 0 for i in range(len(items))])  # fmt: skip
+    for lang in ("zh-Hans", "zh-Hant", "en"):
+        mine = [d for d in scale if d["lang"] == lang]
+        add([(d["question"], "zh" if lang == "zh-Hans" else lang) for d in mine], [article_index[d["file"]] for d in mine],
+            news, [d["split"] == "tune" for d in mine])  # fmt: skip
     junk = nonsense(300)
     vectors = encoder.encode([t for t, _ in junk], "query", cache, "calib_nonsense")
     for i, ((text, lang), v) in enumerate(zip(junk, vectors)):
@@ -196,6 +221,8 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/qa_tune_cache"))
     parser.add_argument("--write", action="store_true", help="store the fitted models in qa/relevance.json")
+    parser.add_argument("--stored", type=Path, metavar="JSON",
+                        help="report the calibrations of this file (a qa/relevance.json) instead of fitting")
     parser.add_argument("--plot", type=Path, default=ROOT / "eval" / "results" / "calibration.png")
     args = parser.parse_args()
     encoder = Encoder("qa")
@@ -205,14 +232,20 @@ def main() -> int:
         f"{k} {sum(q.kind == k for q in questions)}" for k in ("answerable", "article removed", "other collection", "nonsense")))  # fmt: skip
     out = {"model": DEFAULT_MODEL_ID, "calibrations": []}
     curves = {}
+    stored = {} if args.stored is None else {c["mode"]: c for c in json.loads(args.stored.read_text())["calibrations"]}
     for mode, names in MODES.items():
-        fit_rows = [h for q, r in zip(questions, results) if q.fit for h in r[mode]]
-        coef, intercept = fit(fit_rows, names)
-        best = np.array([best_relevance(r[mode], coef, intercept, names) for r in results])
         answerable = np.array([q.gold is not None for q in questions])
         fit_mask = np.array([q.fit for q in questions])
         found = np.array([bool(r[mode]) for r in results])  # no passage at all is "nothing found" anyway
-        threshold = float(np.quantile(best[fit_mask & answerable & found], MAX_FALSE_FLAGS))
+        if mode in stored:  # a calibration fitted before, reported on today's questions and search
+            names, coef = tuple(stored[mode]["features"]), np.array(stored[mode]["coefficients"])
+            intercept, threshold = float(stored[mode]["intercept"]), float(stored[mode]["threshold"])
+            best = np.array([best_relevance(r[mode], coef, intercept, names) for r in results])
+        else:
+            fit_rows = [h for q, r in zip(questions, results) if q.fit for h in r[mode]]
+            coef, intercept = fit(fit_rows, names)
+            best = np.array([best_relevance(r[mode], coef, intercept, names) for r in results])
+            threshold = float(np.quantile(best[fit_mask & answerable & found], MAX_FALSE_FLAGS))
         report = ~fit_mask
         false_flags = float(np.mean(best[report & answerable] < threshold))
         caught = float(np.mean(best[report & ~answerable] < threshold))
@@ -223,13 +256,15 @@ def main() -> int:
             f"{c:+.2f}·{n}" for c, n in zip(coef, names)) + f"); threshold {threshold:.3f}")  # fmt: skip
         print(f"report half, threshold from the fit half: answerable wrongly flagged {false_flags:.1%}; "
               f"unanswerable flagged {caught:.1%}  (on the report half's own curve at 5%: {caught_at_5:.1%})")  # fmt: skip
-        print("| report half | questions | flagged as unanswerable |")
-        print("|---|---|---|")
+        print("| report half | collection asked | questions | flagged as unanswerable |")
+        print("|---|---|---|---|")
         for kind in ("answerable", "article removed", "other collection", "nonsense"):
             for lang in ("zh", "zh-Hant", "en"):
-                m = report & np.array([q.kind == kind and q.language == lang for q in questions])
-                if m.any():
-                    print(f"| {kind}, {lang} | {int(m.sum())} | {np.mean(best[m] < threshold):.1%} |")
+                for name in ("XQuAD", "news"):
+                    m = report & np.array([q.kind == kind and q.language == lang and q.collection.name == name
+                                           for q in questions])  # fmt: skip
+                    if m.any():
+                        print(f"| {kind}, {lang} | {name} | {int(m.sum())} | {np.mean(best[m] < threshold):.1%} |")
         # relevance as a probability: how often a passage of a given relevance is relevant (report half)
         rel_rows = [(best_relevance([h], coef, intercept, names), h[1]) for q, r in zip(questions, results)
                     if not q.fit for h in r[mode]]  # fmt: skip
@@ -255,6 +290,8 @@ def main() -> int:
             "report_half": {"answerable_wrongly_flagged": round(false_flags, 4), "unanswerable_flagged": round(caught, 4),
                             "unanswerable_flagged_at_5pct_on_its_own_curve": round(caught_at_5, 4)},
         })  # fmt: skip
+    if args.write and stored:
+        parser.error("--write stores what was fitted: not with --stored")
     if args.write:
         path = ROOT / "qa" / "relevance.json"
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -218,42 +218,54 @@ class LexicalIndex:
             return 0
         return int(self._indptr[j + 1] - self._indptr[j])
 
-    def max_score(self, query_tokens: Sequence[str]) -> float:
+    def max_score(self, query_tokens: Sequence[str], weights: dict[str, float] | None = None) -> float:
         """An upper bound of the BM25 score any row can reach for this query
-        (:func:`qa.index.bm25.max_score`: tokens never seen count with df 0)."""
+        (:func:`qa.index.bm25.max_score`: tokens never seen count with df 0). ``weights``: a
+        weighted query (a translated question, :mod:`qa.crosslingual`): each distinct token
+        counts its weight, and tokens never seen count not at all, as in the index's reader."""
         from qa.index.bm25 import max_score
 
-        return max_score([self._df(self._ids[t]) if t in self._ids else 0 for t in query_tokens if t],
-                         len(self))  # fmt: skip
+        if weights is None:
+            return max_score([self._df(self._ids[t]) if t in self._ids else 0 for t in query_tokens if t],
+                             len(self))  # fmt: skip
+        known = [t for t in dict.fromkeys(query_tokens) if t in self._ids]
+        return max_score([self._df(self._ids[t]) for t in known], len(self), [weights[t] for t in known])
 
-    def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
-        """BM25 score of every row for the query, float32 of length len(self)."""
+    def scores(self, query_tokens: Sequence[str], weights: dict[str, float] | None = None) -> np.ndarray:
+        """BM25 score of every row for the query, float32 of length len(self); ``weights``:
+        each distinct token's weight (default: a token counts as often as the query repeats it)."""
         from qa.index.bm25 import idf, term_weights
 
         n = len(self)
         total = np.zeros(n, dtype=np.float64)
-        for term_id in self.token_ids(query_tokens):
+        tokens = list(query_tokens) if weights is None else [t for t in dict.fromkeys(query_tokens)]
+        for token in tokens:
+            if token not in self._ids:
+                continue
+            term_id = self._ids[token]
             j = int(np.searchsorted(self._terms, term_id))
             if j == len(self._terms) or int(self._terms[j]) != term_id:
                 continue
             start, end = int(self._indptr[j]), int(self._indptr[j + 1])
             docs, tf = self._docs[start:end], self._tf[start:end]
-            weights = term_weights(tf, self._doclen[docs], idf(end - start, n), self._corpus)
-            total += np.bincount(docs, weights=weights, minlength=n)
+            weight = idf(end - start, n) * (1.0 if weights is None else weights[token])
+            total += np.bincount(docs, weights=term_weights(tf, self._doclen[docs], weight, self._corpus), minlength=n)
         return total.astype(np.float32)
 
     def search(
-        self, query_tokens: Sequence[str], k: int, allowed: np.ndarray | None = None
+        self, query_tokens: Sequence[str], k: int, allowed: np.ndarray | None = None,
+        weights: dict[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` rows that match at least one query token, best first.
 
         Returns (rows int64, BM25 scores float32); ties are broken by row, so the
-        order is deterministic. ``allowed`` is an optional boolean mask over rows.
+        order is deterministic. ``allowed`` is an optional boolean mask over rows;
+        ``weights`` as for :meth:`scores`.
         """
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         if k <= 0:
             return empty
-        scores = self.scores(query_tokens)
+        scores = self.scores(query_tokens, weights)
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (len(self),):

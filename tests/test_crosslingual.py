@@ -109,6 +109,27 @@ def test_a_leg_adds_its_share_and_no_leg_changes_nothing():
     assert by_row[3].lexical is None  # the translated leg is never reported as the passage's BM25
 
 
+def test_weighted_bm25_in_memory_is_the_index_readers(index_root):
+    """The in-memory BM25 the evaluation scripts use (qa.lexical) scores a translated, weighted
+    question as the index's reader does: same scores, same bound (unseen words left out)."""
+    from qa.lexical import LexicalIndex, tokenize
+
+    weights = {"拜登": 1.0, "新疆": 0.5, "政策": 0.5, "从未见过的词": 1.0}
+    chunks = [a.paragraphs[0] for a in ARTICLES]
+    lexical = LexicalIndex.build([tokenize(f"{a.title}\n{a.paragraphs[0]}") for a in ARTICLES])
+    rows, scores = lexical.search(list(weights), 10, weights=weights)
+    with Index.open(index_root, FlatEmbedder()) as index:
+        keys_rows, found, keys, bound = index._lexical(list(weights), 10, index._version.live, weights)
+        texts = index.catalog.chunk_rows(keys_rows.tolist())
+        by_text = {texts[r].text: float(s) for r, s in zip(keys_rows.tolist(), found.tolist())}
+    assert len(rows) == 1 and chunks[int(rows[0])] in by_text
+    assert float(scores[0]) == pytest.approx(by_text[chunks[int(rows[0])]], rel=1e-5)
+    assert lexical.max_score(list(weights), weights=weights) == pytest.approx(bound, rel=1e-6)
+    assert lexical.max_score(list(weights)) > lexical.max_score(list(weights), weights=weights)  # unweighted: all count
+    plain = lexical.scores(["拜登", "拜登"])  # unweighted: a repeated word counts again
+    assert plain.max() == pytest.approx(2 * lexical.scores(["拜登"]).max(), rel=1e-6)
+
+
 def _article(i: int, title: str, text: str) -> Article:
     return Article(id=f"a{i}", title=title, source="测试", url=None, published=None, tags=(), language="zh-Hans",
                   path=f"a{i}.md", paragraphs=(text,))  # fmt: skip
