@@ -30,6 +30,9 @@ the script prints, for the same corpus passages (chunked by ``qa.chunk`` from
   the time went (``UpdateReport.timings``);
 * with ``--profile PATH``: the pipeline again under cProfile (the writer's
   thread, which the pipeline waits on), its statistics written to PATH;
+* with ``--switch-intervals 0.005 0.0005``: all of it again under each
+  ``sys.setswitchinterval`` (two threads feeding one GPU were seen waiting for
+  the GIL: eval/README.md);
 * with ``--compile``, last: the fp16 model under ``torch.compile(dynamic=True)``,
   an experiment the product does not ship.
 
@@ -49,7 +52,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also try torch.compile (an experiment), last")
     parser.add_argument("--profile", type=Path, metavar="PATH",
                         help="run the pipeline again under cProfile (the writer's thread), stats to PATH")
+    parser.add_argument("--switch-intervals", type=float, nargs="*", metavar="SECONDS",
+                        help="measure everything again under each of these sys.setswitchinterval values "
+                             "(default: Python's, 0.005): threads feeding one GPU wait for the GIL")  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the rows to PATH as well")
     args = parser.parse_args(argv)
     if args.write_shape:
@@ -297,7 +303,15 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         texts = corpus_chunks(args.passages, root=args.folder)
         print(f"{len(texts):,} passages of {args.folder} ({time.perf_counter() - started:.0f} s to read)", flush=True)
-        rows = measure(model_dir, args, texts)
+        rows = []
+        default_interval = sys.getswitchinterval()
+        for interval in args.switch_intervals or [default_interval]:
+            sys.setswitchinterval(interval)  # how soon a thread waiting for the GIL gets it
+            measured = measure(model_dir, args, texts)
+            if args.switch_intervals:
+                measured = [replace(r, what=f"{r.what} [switch interval {interval * 1000:g} ms]") for r in measured]
+            rows += measured
+        sys.setswitchinterval(default_interval)
     print(f"\n| {args.device} ({where}) | passages/s | rounds | |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row.what} | {row.rate:,.0f} | {', '.join(f'{r:,.0f}' for r in row.rounds)} | {row.note} |")
