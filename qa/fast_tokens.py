@@ -35,6 +35,9 @@ PROBES = (
     "ＦＵＬＬ－ＷＩＤＴＨ，全角标点！ MiXeD CaSe Ünïcödé",
     "emoji 👍🏽 and symbols ©®™ №5",
     "x",
+    "",
+    "   \n\n",
+    "Ⅻ ﬁ ｶﾀｶﾅ ㈱ " + "a" * 3000,  # compatibility forms; one long word
     "新闻 " * 700 + "the end is cut",  # longer than any model's limit: truncation
     "word " * 600,
 )
