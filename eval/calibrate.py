@@ -51,6 +51,7 @@ from qa.default_model import DEFAULT_MODEL_ID  # noqa: E402
 from qa.lexical import LexicalIndex, tokenize  # noqa: E402
 from qa.crosslingual import Translator  # noqa: E402
 from qa.ingest import read_file  # noqa: E402
+from qa.lang import script_family  # noqa: E402
 from qa.relevance import FEATURES, Pool, features  # noqa: E402
 
 TRANSLATOR = Translator()
@@ -73,6 +74,7 @@ class Collection:
     vectors: np.ndarray  # passages
     tokens: list[list[str]]
     article: np.ndarray  # per passage
+    families: list[str]  # per passage: its script family (qa.lang.script_family), for the language offset
     _lexical: dict
 
     def lexical_without(self, removed: int | None) -> tuple[LexicalIndex, np.ndarray]:
@@ -116,12 +118,15 @@ def search(q: Question) -> dict[str, list[tuple[dict, bool]]]:
         leg_local, leg_scores = lexical.search(list(translated), DEPTH, weights=translated)
         leg_max = lexical.max_score(list(translated), weights=translated)
         legs.append(fusion.LexicalLeg(rows[leg_local], leg_scores, leg_max, fusion.TRANSLATED_WEIGHT))
-    fused = fusion.fuse(dense_rows, dense_scores, lex_rows, lex_scores, n_query_tokens=len(tokens),
+    # ranked by cosines adjusted for the pull of the question's own language, as the reader ranks them
+    adjusted = fusion.language_adjusted(dense_scores, [col.families[r] for r in dense_rows.tolist()],
+                                        script_family(q.text))  # fmt: skip
+    fused = fusion.fuse(dense_rows, adjusted, lex_rows, lex_scores, n_query_tokens=len(tokens),
                         lexical_max=lexical_max, legs=legs)  # fmt: skip
     out = {}
     for mode, ranked in (
         ("hybrid", [f.row for f in fused]),
-        ("dense", dense_rows.tolist()),
+        ("dense", dense_rows[np.argsort(-adjusted, kind="stable")].tolist()),
         ("lexical", lex_rows.tolist()),
     ):
         hits = []
@@ -159,7 +164,7 @@ def build(shared: Path, cache: Path, encoder: Encoder) -> list[Question]:
     for _, ctx, art in zh:
         article_of_context[ctx] = art
     wiki = Collection("XQuAD", encoder.encode(contexts, "passage", cache, "xquad_zh_p"),
-                      [tokenize(c) for c in contexts], article_of_context, {})  # fmt: skip
+                      [tokenize(c) for c in contexts], article_of_context, [script_family(c) for c in contexts], {})  # fmt: skip
     pool = news_pool(shared / "corpus" / "waimei")
     scale = [json.loads(line) for line in (ROOT / "eval" / "data" / "news_questions.jsonl").read_text().splitlines()
              if line.strip()]  # fmt: skip
@@ -168,7 +173,8 @@ def build(shared: Path, cache: Path, encoder: Encoder) -> list[Question]:
         pool.append((name, [p for p in article.paragraphs if len(p) >= 15]))
     paragraphs = [p for _, paras in pool for p in paras]
     news = Collection("news", encoder.encode(paragraphs, "passage", cache, "news_p"), [tokenize(p) for p in paragraphs],
-                      np.array([i for i, (_, paras) in enumerate(pool) for _ in paras]), {})  # fmt: skip
+                      np.array([i for i, (_, paras) in enumerate(pool) for _ in paras]),
+                      [script_family(p) for p in paragraphs], {})  # fmt: skip
     items = [json.loads(line) for line in (ROOT / "eval" / "data" / "news_paraphrase.jsonl").read_text().splitlines() if line.strip()]
     article_index = {name: i for i, (name, _) in enumerate(pool)}
 
