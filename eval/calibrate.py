@@ -20,8 +20,9 @@ Labelled questions, in Chinese, Traditional Chinese and English:
 
 Search is the product's: dense top 100 over the collection, BM25 real matches
 (the index's formula), and for an English question its words in Chinese
-(``qa.crosslingual``, a weighted BM25 leg of its own), fused by ``qa.fusion.fuse``; every one of a question's
-top 5 passages is a labelled example (relevant: from the gold article of an
+(``qa.crosslingual``, a weighted BM25 leg of its own), fused by
+``qa.fusion.fuse`` after the language offset (``qa.fusion.language_adjusted``);
+every one of a question's top 5 passages is a labelled example (relevant: from the gold article of an
 answerable question). A logistic model per mode is fitted on the FIT half
 (XQuAD articles 0-23, even-numbered news and nonsense questions) and the
 threshold set so that at most 5% of the fit half's answerable questions have
@@ -53,8 +54,6 @@ from qa.crosslingual import Translator  # noqa: E402
 from qa.ingest import read_file  # noqa: E402
 from qa.lang import script_family  # noqa: E402
 from qa.relevance import FEATURES, Pool, features  # noqa: E402
-
-TRANSLATOR = Translator()
 
 TOP = 5
 DEPTH = 100
@@ -97,7 +96,7 @@ class Question:
     fit: bool  # in the fitting half
 
 
-def search(q: Question) -> dict[str, list[tuple[dict, bool]]]:
+def search(q: Question, translator: Translator) -> dict[str, list[tuple[dict, bool]]]:
     """Per mode, the top passages' features and whether each is relevant."""
     col = q.collection
     lexical, rows = col.lexical_without(q.removed)
@@ -112,7 +111,7 @@ def search(q: Question) -> dict[str, list[tuple[dict, bool]]]:
     dense_of = dict(zip(dense_rows.tolist(), dense_scores.tolist()))
     lex_of = dict(zip(lex_rows.tolist(), lex_scores.tolist()))
     # an English question's words in Chinese, searched as a leg of their own, as the index's reader does
-    translated = TRANSLATOR.tokens(q.text, known=lambda words: {w for w in words if w in lexical._ids})
+    translated = translator.tokens(q.text, known=lexical.known)
     legs = []
     if translated:
         leg_local, leg_scores = lexical.search(list(translated), DEPTH, weights=translated)
@@ -164,7 +163,8 @@ def build(shared: Path, cache: Path, encoder: Encoder) -> list[Question]:
     for _, ctx, art in zh:
         article_of_context[ctx] = art
     wiki = Collection("XQuAD", encoder.encode(contexts, "passage", cache, "xquad_zh_p"),
-                      [tokenize(c) for c in contexts], article_of_context, [script_family(c) for c in contexts], {})  # fmt: skip
+                      [tokenize(c) for c in contexts], article_of_context,
+                      [script_family(c) for c in contexts], {})  # fmt: skip
     pool = news_pool(shared / "corpus" / "waimei")
     scale = [json.loads(line) for line in (ROOT / "eval" / "data" / "news_questions.jsonl").read_text().splitlines()
              if line.strip()]  # fmt: skip
@@ -233,7 +233,8 @@ def main() -> int:
     args = parser.parse_args()
     encoder = Encoder("qa")
     questions = build(args.shared, args.cache, encoder)
-    results = [search(q) for q in questions]
+    translator = Translator()
+    results = [search(q, translator) for q in questions]
     print(f"{len(questions)} questions: " + ", ".join(
         f"{k} {sum(q.kind == k for q in questions)}" for k in ("answerable", "article removed", "other collection", "nonsense")))  # fmt: skip
     out = {"model": DEFAULT_MODEL_ID, "calibrations": []}
@@ -245,12 +246,13 @@ def main() -> int:
         found = np.array([bool(r[mode]) for r in results])  # no passage at all is "nothing found" anyway
         if mode in stored:  # a calibration fitted before, reported on today's questions and search
             names, coef = tuple(stored[mode]["features"]), np.array(stored[mode]["coefficients"])
-            intercept, threshold = float(stored[mode]["intercept"]), float(stored[mode]["threshold"])
-            best = np.array([best_relevance(r[mode], coef, intercept, names) for r in results])
+            intercept = float(stored[mode]["intercept"])
         else:
-            fit_rows = [h for q, r in zip(questions, results) if q.fit for h in r[mode]]
-            coef, intercept = fit(fit_rows, names)
-            best = np.array([best_relevance(r[mode], coef, intercept, names) for r in results])
+            coef, intercept = fit([h for q, r in zip(questions, results) if q.fit for h in r[mode]], names)
+        best = np.array([best_relevance(r[mode], coef, intercept, names) for r in results])
+        if mode in stored:
+            threshold = float(stored[mode]["threshold"])
+        else:
             threshold = float(np.quantile(best[fit_mask & answerable & found], MAX_FALSE_FLAGS))
         report = ~fit_mask
         false_flags = float(np.mean(best[report & answerable] < threshold))

@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +211,10 @@ class LexicalIndex:
     def token_ids(self, query_tokens: Sequence[str]) -> np.ndarray:
         """Vocabulary ids of the known query tokens (unknown ones are dropped)."""
         return np.asarray([self._ids[t] for t in query_tokens if t in self._ids], dtype=np.int64)
+
+    def known(self, tokens: Iterable[str]) -> set[str]:
+        """Which of ``tokens`` the index holds (a translator keeps only names spelled this way)."""
+        return {t for t in tokens if t in self._ids}
 
     def _df(self, term_id: int) -> int:
         j = int(np.searchsorted(self._terms, term_id))

@@ -125,6 +125,7 @@ def test_weighted_bm25_in_memory_is_the_index_readers(index_root):
     assert len(rows) == 1 and chunks[int(rows[0])] in by_text
     assert float(scores[0]) == pytest.approx(by_text[chunks[int(rows[0])]], rel=1e-5)
     assert lexical.max_score(list(weights), weights=weights) == pytest.approx(bound, rel=1e-6)
+    assert lexical.known(weights) == set(weights) - {"从未见过的词"}
     assert lexical.max_score(list(weights)) > lexical.max_score(list(weights), weights=weights)  # unweighted: all count
     plain = lexical.scores(["拜登", "拜登"])  # unweighted: a repeated word counts again
     assert plain.max() == pytest.approx(2 * lexical.scores(["拜登"]).max(), rel=1e-6)
