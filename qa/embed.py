@@ -16,10 +16,14 @@ from concurrent.futures import Future
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa.errors import ModelNotAvailable
+
+if TYPE_CHECKING:
+    from qa.fast_tokens import FastTokens
 
 
 class Embedder(ABC):
@@ -317,7 +321,7 @@ class SentenceTransformerEmbedder(Embedder):
                 vectors = self._encode_sorted(features, progress)
         return normalize_rows(vectors)
 
-    def fast_tokens(self):
+    def fast_tokens(self) -> FastTokens | None:
         """The model's :class:`qa.fast_tokens.FastTokens`, checked against the model the first
         time it is asked for; None where it does not match the model or was turned off."""
         if self._fast_wanted and self._fast is None:

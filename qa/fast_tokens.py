@@ -79,7 +79,7 @@ class FastTokens:
         tokenizer.enable_truncation(max_length=limit)
         texts = [*PROBES, *probes]
         extras: dict[str | None, dict] = {}
-        keys: tuple[str, ...] = ()
+        fast = None
         for prompt in dict.fromkeys(prompts):
             try:
                 reference = st.preprocess(texts, prompt=prompt)
@@ -88,13 +88,14 @@ class FastTokens:
             tensors = {k: v for k, v in reference.items() if isinstance(v, torch.Tensor)}
             if not tensors or any(k not in _PER_TEXT for k in tensors):
                 return None
-            keys = tuple(tensors)
-            extras[prompt] = {k: v for k, v in reference.items() if k not in tensors}
-            fast = cls(tokenizer, int(pad_id), keys, extras)
-            ours = fast.features(texts, prompt)
-            if ours is None or any(not torch.equal(ours[k], v) for k, v in tensors.items()):
+            fast = fast or cls(tokenizer, int(pad_id), tuple(tensors), extras)
+            if tuple(tensors) != fast._keys:
                 return None
-        return cls(tokenizer, int(pad_id), keys, extras) if keys else None
+            extras[prompt] = {k: v for k, v in reference.items() if k not in tensors}
+            ours = fast.features(texts, prompt)
+            if any(not torch.equal(ours[k], v) for k, v in tensors.items()):
+                return None
+        return fast
 
     def features(self, texts: Sequence[str], prompt: str | None = None) -> dict | None:
         """The model's features for ``texts`` with ``prompt`` prepended, padded to the longest
