@@ -208,10 +208,6 @@ class LexicalIndex:
             raise IndexCorrupt(f"lexical index in {directory} is inconsistent: rebuild it")
         return cls(vocabulary, arrays)
 
-    def token_ids(self, query_tokens: Sequence[str]) -> np.ndarray:
-        """Vocabulary ids of the known query tokens (unknown ones are dropped)."""
-        return np.asarray([self._ids[t] for t in query_tokens if t in self._ids], dtype=np.int64)
-
     def known(self, tokens: Iterable[str]) -> set[str]:
         """Which of ``tokens`` the index holds (a translator keeps only names spelled this way)."""
         return {t for t in tokens if t in self._ids}
@@ -242,11 +238,11 @@ class LexicalIndex:
 
         n = len(self)
         total = np.zeros(n, dtype=np.float64)
-        tokens = list(query_tokens) if weights is None else [t for t in dict.fromkeys(query_tokens)]
+        tokens = list(query_tokens) if weights is None else list(dict.fromkeys(query_tokens))
         for token in tokens:
-            if token not in self._ids:
+            term_id = self._ids.get(token)
+            if term_id is None:
                 continue
-            term_id = self._ids[token]
             j = int(np.searchsorted(self._terms, term_id))
             if j == len(self._terms) or int(self._terms[j]) != term_id:
                 continue
