@@ -266,6 +266,10 @@ def main() -> int:
     for size in args.sizes:
         chosen = archive(files, golds, size)
         articles = read_articles(args.corpus, chosen)
+        if len(articles) < len(chosen) // 2:
+            print(f"only {len(articles)} of {len(chosen)} articles could be read from {args.corpus}: "
+                  "is --corpus the corpus folder?", file=sys.stderr)  # fmt: skip
+            return 2
         by_file_id = {f: a.id for f, a in articles.items()}
         root = args.work / f"archive-{size}"
         seconds = build(root, list(articles.values()), args.vectors)
