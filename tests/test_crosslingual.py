@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.crosslingual import Dictionary, Translator, weighted_tokens
+from qa.crosslingual import Dictionary, Glossary, Translator, weighted_tokens
 from qa.embed import HashEmbedder
 from qa.fusion import LexicalLeg, fuse
 from qa.index import Index
-from qa.records import Article
+from qa.records import Article, SearchFilters
 
 # A few lines in CC-CEDICT's own format: traditional simplified [pinyin] /definitions/
 LINES = """\
@@ -194,7 +194,7 @@ def test_chinese_questions_are_untouched(index_root):
 
 def test_romanised_names_are_spelled_and_kept_only_where_the_index_has_them(sample, tmp_path):
     assert sample.syllables("zhengqiang") == ["zheng", "qiang"] and sample.syllables("york") is None
-    names = dict(sample.name_candidates("Why was Zheng Qiang's lecture cancelled?"))
+    names = {n.english: n.spellings for n in sample.name_candidates("Why was Zheng Qiang's lecture cancelled?")}
     assert names == {"zheng qiang": ["郑强"]}  # the sample knows one surname zheng, one qiang
     assert sample.name_candidates("New York") == []  # "new" is no surname
     path = tmp_path / "cedict.txt"
@@ -206,5 +206,116 @@ def test_romanised_names_are_spelled_and_kept_only_where_the_index_has_them(samp
     assert translator.tokens(question, known=lambda spellings: set()) == {"处分": 0.5}
     # more spellings in the index than NAME_SPELLINGS: ambiguous, left out
     wide = Dictionary.from_lines([*LINES, *(f"{c} {c} [qiang2] /x{i}/" for i, c in enumerate("墙抢枪羌"))])
-    assert len(dict(wide.name_candidates(question))["zheng qiang"]) == 5
+    assert len(wide.name_candidates(question)[0].spellings) == 5
     assert weighted_tokens([]) == {}
+
+
+def test_the_glossary_goes_first_and_keeps_to_its_case():
+    glossary = Glossary.from_lines(["# peoples", "Taiwanese\t台湾", "WHO\t世卫", "Fed\t美联储", "vaccine\t疫苗",
+                                    "Covid-19\t新冠", ""])  # fmt: skip
+    lines = [*LINES, "高山族 高山族 [Gao1 shan1 zu2] /Taiwanese aborigines (PRC)/", "喂 喂 [wei4] /to feed/fed/"]
+    with_glossary = Dictionary.from_lines(lines, FREQUENCY, glossary)
+    # CC-CEDICT alone reads "Taiwanese" as the start of "Taiwanese aborigines"
+    assert Dictionary.from_lines(lines, FREQUENCY).lookup("Taiwanese", name=True) == ["高山族"]
+    got = with_glossary.translate("Did the WHO praise Taiwanese Covid-19 vaccine work?")
+    assert [(t.english, t.chinese, t.name) for t in got] == [
+        ("who", "世卫", True), ("taiwanese", "台湾", True), ("covid 19", "新冠", True), ("vaccine", "疫苗", False)]
+    assert pairs(with_glossary, "Who was fed?") == [("fed", "喂")]  # neither the question word nor the Fed
+    assert pairs(with_glossary, "What did the Fed do?") == [("fed", "美联储")]
+    with pytest.raises(ValueError, match="line 2"):
+        Glossary.from_lines(["# header", "Taiwanese 台湾"])  # no tab
+
+
+def test_the_shipped_glossary_reads_and_puts_peoples_before_the_dictionary():
+    dictionary = Translator().load()
+    assert dictionary.lookup("Taiwanese", name=True)[:1] == ["高山族"]  # CC-CEDICT's first reading
+    found = {t.english: t.chinese for t in dictionary.translate("Why did the KMT and Taiwanese Covid-19 experts fear?")}
+    assert found["kmt"] == "国民党" and found["taiwanese"] == "台湾" and found["covid 19"] == "新冠"
+
+
+def test_names_are_read_as_people_places_and_surnames():
+    lines = [
+        *LINES,
+        "北京大學 北京大学 [Bei3 jing1 Da4 xue2] /Peking University/",
+        "民族大學 民族大学 [Min2 zu2 Da4 xue2] /University for Nationalities/",
+        "大學 大学 [da4 xue2] /university/",
+        "成都 成都 [Cheng2 du1] /Chengdu subprovincial city/",
+        "力 力 [Li4] /surname Li/",
+        "李 李 [Li3] /surname Li/plum/",
+        "里 里 [Li3] /Li (surname)/",
+        "劉 刘 [Liu2] /surname Liu/",
+        "元 元 [yuan2] /first/",
+        "春 春 [chun1] /spring/",
+    ]
+    dictionary = Dictionary.from_lines(lines, {"力": 10**6, "李": 10})
+    # only a person's entry lends its last word (Donald Trump -> Trump), not Peking University's
+    assert dictionary.lookup("University", name=True) == ["大学"]
+    assert dictionary.lookup("Trump", name=True) == ["特朗普"]
+    # one capitalised word cut from a longer name counts where it is no English word
+    assert dictionary.lookup("Chengdu", name=True) == ["成都"]
+    # a lone surname is the commonest surname (李, though 力 is the commoner character), as a common word
+    got = dictionary.translate("What did Laura Li say?")
+    assert [(t.english, t.chinese, t.name) for t in got] == [("li", "李", False)]
+
+
+def test_a_given_name_the_index_holds_alone_is_kept_with_its_surname(tmp_path):
+    path = tmp_path / "cedict.txt"
+    path.write_text("\n".join([*LINES, "劉 刘 [Liu2] /surname Liu/", "元 元 [yuan2] /first/", "春 春 [chun1] /spring/"])
+                    + "\n", encoding="utf-8")  # fmt: skip
+    translator = Translator(path, glossary=None)
+    question = "Why does Liu Yuanchun worry?"
+    # the index holds 元春 (jieba cut 刘/元春), not 刘元春
+    assert translator.tokens(question, known=lambda spellings: {"元春"} & set(spellings)) == {"元春": 1.0, "刘": 0.5}
+    assert translator.tokens(question, known=lambda spellings: {"刘元春"} & set(spellings)) == {"刘元春": 1.0}
+    assert translator.tokens(question, known=lambda spellings: set()) == {}
+
+
+def _long(i: int, title: str, paragraphs: list[str]) -> Article:
+    filler = "这是一段用来凑足长度的普通文字，内容与问题无关。" * 9  # ~200 characters: one chunk per paragraph
+    return Article(id=f"b{i}", title=title, source="测试", url=None, published=None, tags=(), language="zh-Hans",
+                   path=f"b{i}.md", paragraphs=tuple(p + filler for p in paragraphs))  # fmt: skip
+
+
+def test_the_translated_words_count_over_the_whole_article(tmp_path):
+    """An English question's names spread over an article's paragraphs (the university in
+    one, the economist in the next): per article, that article matches them all."""
+    articles = [
+        _long(0, "经济座谈会", ["人民大学的学者参加了会议。", "刘元春也发了言。", "他说失业风险仍然很高。"]),
+        _long(1, "校园活动", ["人民大学的刘元春出席了校庆。", "天气晴朗。", "大家都来了。"]),  # the best single passage
+        _long(2, "大学排名", ["人民大学排名上升。", "学生很多。", "校园很大。"]),
+    ]
+    root = tmp_path / "index"
+    Index.update(root, articles, FlatEmbedder(), progress=False)
+    question = "Why does Renmin University's Liu Yuanchun think the risk of unemployment is high?"
+    with Index.open(root, FlatEmbedder()) as index:
+        assert {"人民大学", "失业"} <= set(index.translator.tokens(question, known=lambda t: set(index._term_ids(t))))
+        hits = index.search(question, k=3, mode="hybrid", filters=SearchFilters(max_per_article=1)).hits
+        assert [h.citation.article_id for h in hits][:1] == ["b0"]
+        assert index.stats().chunks == 9  # one chunk per paragraph: the words are in different passages
+
+
+def test_article_bm25_of_one_passage_articles_is_the_passage_bm25(index_root):
+    """Differential: where every article is one passage, the article score is the passage's
+    (same idf, same length normalisation), so one-passage collections (XQuAD) rank as before."""
+    weights = {"拜登": 1.0, "新疆": 0.5, "股市": 0.5, "银行": 1.0}
+    with Index.open(index_root, FlatEmbedder()) as index:
+        rows, scores, _, _ = index._lexical(list(weights), 10, index._version.live, weights)
+        stored = index.catalog.chunk_rows(rows.tolist())
+        per_article = index._article_bm25(weights, index.catalog.article_rows(a.id for a in ARTICLES))
+    assert len(rows) >= 2
+    expected = {stored[r].article_id: float(s) for r, s in zip(rows.tolist(), scores.tolist())}
+    assert per_article.keys() == expected.keys()
+    for article_id, score in expected.items():
+        assert per_article[article_id] == pytest.approx(score, rel=1e-5)
+
+
+def test_article_bm25_leaves_deleted_articles_out(tmp_path):
+    articles = [_long(0, "甲", ["拜登谈新疆。", "拜登再谈。"]), _long(1, "乙", ["拜登访问。", "无关内容。"])]
+    root = tmp_path / "index"
+    Index.update(root, articles, FlatEmbedder(), progress=False)
+    Index.update(root, articles[:1], FlatEmbedder(), progress=False)  # b1 removed: its rows are tombstones
+    with Index.open(root, FlatEmbedder()) as index:
+        rows = index.catalog.article_rows(["b0", "b1"])
+        assert rows["b1"] == [] and len(rows["b0"]) == 2
+        scores = index._article_bm25({"拜登": 1.0}, rows)
+    assert set(scores) == {"b0"}

@@ -444,6 +444,17 @@ class Catalog:
                 )
         return out
 
+    def article_rows(self, article_ids: Iterable[str]) -> dict[str, list[int]]:
+        """The rows of these articles' chunks (an article the catalog lacks: none)."""
+        wanted = list(dict.fromkeys(article_ids))
+        out: dict[str, list[int]] = {a: [] for a in wanted}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            sql = f"SELECT article_id, row FROM chunks WHERE article_id IN ({','.join('?' * len(part))})"
+            for article_id, row in self.query(sql, part):
+                out[article_id].append(row)
+        return out
+
     def article(self, article_id: str) -> Article:
         found = self.query(
             "SELECT id, title, source, url, published, tags, language, path, paragraphs, editor, format"

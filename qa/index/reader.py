@@ -151,6 +151,7 @@ class Index:
         self._terms: OrderedDict[str, int | None] = OrderedDict()
         self._terms_lock = threading.Lock()
         self._stats: IndexStats | None = None
+        self._articles: int | None = None
         self.ann_params = AnnParams.from_dict(_json(meta.get("ann_params")))
 
     # --- opening ---
@@ -407,13 +408,78 @@ class Index:
             return fused, rows_by_key, pool, stored
         legs = []
         if leg is not None:
-            legs.append(LexicalLeg(leg[2], leg[1], leg_max, TRANSLATED_WEIGHT))
+            legs.append(self._article_leg(translated, (dense, lex, leg), leg_max, rows_by_key, stored))
         fused = fuse(
             dense[2], adjusted, lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max, legs=legs,
         )  # candidates are named by their keys, so ties break alike in every build
         raw = dict(zip(dense[2].tolist(), dense[1].tolist()))
         fused = [replace(f, dense=raw[f.row]) if f.dense is not None else f for f in fused]
         return fused, rows_by_key, pool, stored
+
+    def _article_leg(self, weights: dict[str, float], lists: tuple, bound: float, rows_by_key: dict[int, int],
+                     stored: dict) -> LexicalLeg:  # fmt: skip
+        """The translated leg, scored per article: every candidate passage (of the dense,
+        lexical and translated lists) gets the BM25 of its whole article for the translated
+        words, over the leg's own bound. An English question's names and words are often
+        spread over an article's paragraphs (the university in one, the economist's name and
+        "unemployment" in the next): per passage, the answer's article matched a third of
+        them; per article, all. Reads the candidates' chunks into ``stored``."""
+        keys = list(dict.fromkeys(int(k) for found in lists if found is not None for k in found[2].tolist()))
+        missing = [rows_by_key[k] for k in keys if rows_by_key[k] not in stored]
+        if missing:
+            stored.update(self.catalog.chunk_rows(missing))
+        owner = {k: stored[rows_by_key[k]].article_id for k in keys if rows_by_key[k] in stored}
+        scores = self._article_bm25(weights, self.catalog.article_rows(set(owner.values())))
+        kept = [k for k in keys if k in owner]
+        return LexicalLeg(np.array(kept, dtype=np.int64), np.array([scores.get(owner[k], 0.0) for k in kept]),
+                          bound, TRANSLATED_WEIGHT)  # fmt: skip
+
+    def _article_bm25(self, weights: dict[str, float], articles: dict[str, list[int]]) -> dict[str, float]:
+        """BM25 of each article as one text: a token's frequency summed over the article's
+        live passages, its length their total, against the mean article length; idf and
+        formula as :meth:`_lexical`'s (so the leg's bound holds). ``weights``: per token."""
+        version = self._version
+        ids = self._term_ids(list(weights))
+        tokens = [t for t in weights if t in ids]
+        names = [a for a, rows in articles.items() if rows]
+        if not tokens or not names:
+            return {}
+        rows = np.concatenate([np.asarray(articles[a], dtype=np.int64) for a in names])
+        owner = np.repeat(np.arange(len(names)), [len(articles[a]) for a in names])
+        tf = np.zeros((len(tokens), len(names)))
+        length = np.zeros(len(names))
+        df = np.zeros(len(tokens), dtype=np.int64)
+        for seg in version.segments:
+            live = version.live[seg.id]
+            seg_rows = np.asarray(seg.data.rows)
+            pos = np.searchsorted(seg_rows, rows)
+            inside = pos < len(seg_rows)
+            inside[inside] = seg_rows[pos[inside]] == rows[inside]
+            here, who = pos[inside], owner[inside]
+            if live is not None:
+                keep = live[here]
+                here, who = here[keep], who[keep]
+            length += np.bincount(who, weights=np.asarray(seg.data.doclen)[here], minlength=len(names))
+            for j, t in enumerate(tokens):
+                docs, freq = seg.data.postings(ids[t])
+                df[j] += len(docs) if live is None else int(live[docs].sum())
+                if not len(docs) or not len(here):
+                    continue
+                at = np.minimum(np.searchsorted(docs, here), len(docs) - 1)
+                match = docs[at] == here
+                tf[j] += np.bincount(who[match], weights=freq[at[match]], minlength=len(names))
+        corpus = version.corpus
+        mean_length = corpus.total_length / max(1, self._live_articles())
+        idf = np.array([bm25.idf(int(x), corpus.n_docs) for x in df]) * np.array([weights[t] for t in tokens])
+        norm = bm25.K1 * (1.0 - bm25.B + bm25.B * length / max(mean_length, 1e-9))
+        scores = (idf[:, None] * tf / (tf + norm[None, :] + 1e-12)).sum(axis=0)
+        return {a: float(x) for a, x in zip(names, scores.tolist()) if x > 0}
+
+    def _live_articles(self) -> int:
+        """How many articles this version holds (read once)."""
+        if self._articles is None:
+            self._articles = self.catalog.counts(chunks=False)["articles"]
+        return self._articles
 
     def _dense(self, query: np.ndarray, n: int, masks: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``n`` nearest (rows, cosines, keys) over every segment."""
