@@ -91,6 +91,19 @@ def _cmd_chunks(args) -> int:
 _SUBCOMMANDS.append(_add_chunks)
 
 
+_GLOSSARY_HELP = ("English -> Chinese names and words for English questions, before the shipped ones: "
+                  "one 'English<TAB>中文' a line, as qa/glossary.tsv (default: $QA_GLOSSARY; none)")
+
+
+def _glossary(args):
+    """--glossary, else $QA_GLOSSARY, else None."""
+    import os
+    from pathlib import Path
+
+    value = getattr(args, "glossary", None) or os.environ.get("QA_GLOSSARY")
+    return Path(value) if value else None
+
+
 def _add_serve(sub) -> None:
     p = sub.add_parser(
         "serve",
@@ -117,6 +130,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer requests for this host name, any port (repeatable; loopback names "
                    "and the --host address are always allowed; '*' allows any)")
+    p.add_argument("--glossary", metavar="FILE", default=None, help=_GLOSSARY_HELP)
     p.add_argument("--rate-limit", default="20/s", metavar="RATE",
                    help="requests per client address, e.g. 20/s or 600/min, or off (default: 20/s; "
                    "clients on this machine are not limited)")  # fmt: skip
@@ -196,7 +210,12 @@ def _cmd_serve(args) -> int:
     # default: the model the index was built with, loaded once by the server, on the CPU;
     # a model that cannot load is a one-line error, exit 2
     embedder = _query_embedder(args, index_dir, required=args.device != "cpu")
-    app = create_app(index_dir, embedder=embedder, reload_interval_s=args.reload_interval, **protection)
+    try:
+        app = create_app(index_dir, embedder=embedder, reload_interval_s=args.reload_interval,
+                         glossary=_glossary(args), **protection)  # fmt: skip
+    except QAError as exc:
+        print(f"qa serve: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.host in ("0.0.0.0", "::"):
         shown = "127.0.0.1"
@@ -482,6 +501,7 @@ def _add_search_options(p, *, k_help: str) -> None:
     p.add_argument("--source", action="append", default=[], metavar="S", help="only this source (repeatable)")
     p.add_argument("--model", default=None, help="embedding model (default: the one the index was built with)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default: cpu)")
+    p.add_argument("--glossary", metavar="FILE", default=None, help=_GLOSSARY_HELP)
 
 
 def _add_ask(sub) -> None:
@@ -525,18 +545,24 @@ def _search_backend(args):
 
     _check_model_option(args)
     if args.server:
-        if args.index or args.model:
-            raise QAError("--server asks a running server, which has its own index and model: "
-                          "leave out --index and --model")  # fmt: skip
+        if args.index or args.model or args.glossary:
+            raise QAError("--server asks a running server, which has its own index, model and glossary: "
+                          "leave out --index, --model and --glossary")  # fmt: skip
         try:
             url = check_server_url(args.server)
         except ValueError as exc:
             raise QAError(str(exc)) from None
         return RemoteSearch(url, token=args.token if args.token is not None else os.environ.get("QA_TOKEN"))
     _check_device_option(args)
+    glossary = _glossary(args)
+    translator = None
+    if glossary is not None:
+        from qa.crosslingual import Translator
+
+        translator = Translator(user_glossary=glossary)  # GlossaryError: a one-line message, exit 2
     if args.mode != "lexical":
         _ensure_model_for(_index_dir(args), args.model, _model_cache_dir(args))
-    return LocalSearch(_index_dir(args), _query_embedder(args, _index_dir(args)))
+    return LocalSearch(_index_dir(args), _query_embedder(args, _index_dir(args)), translator)
 
 
 def _filters(args) -> dict:

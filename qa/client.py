@@ -41,11 +41,11 @@ class ServerError(QAError):
 class LocalSearch:
     """An index opened in this process (``embedder`` None: the model the index was built with)."""
 
-    def __init__(self, index_dir: Path | str, embedder: Any = None):
+    def __init__(self, index_dir: Path | str, embedder: Any = None, translator: Any = None):
         from qa.index import Index
 
         self.where = str(index_dir)
-        self.index = Index.open(index_dir, embedder)
+        self.index = Index.open(index_dir, embedder, translator=translator)
 
     def ask(self, question: str, *, history: Sequence[str] = (), k: int = 5, mode: str = "hybrid",
             filters: Filters | None = None) -> dict[str, Any]:  # fmt: skip

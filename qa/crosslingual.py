@@ -15,8 +15,8 @@ bilingual dictionary knows: Biden 拜登, Kim Jong-un 金正恩, Xiangshui 响�
 - the news glossary before CC-CEDICT (:class:`Glossary`, ``qa/glossary.tsv``):
   peoples, parties, agencies and the pandemic's words, where the dictionary's
   first sense is not the news's (Taiwanese 台湾, not 高山族; KMT 国民党;
-  Covid-19 新冠). Plain text, one entry a line; ``Translator(glossary=...)``
-  takes another file;
+  Covid-19 新冠). Plain text, one entry a line; a user's own file goes
+  before it (``Translator(user_glossary=...)``, ``qa serve --glossary``);
 - a capitalised word or phrase as a name first: by its pinyin (Chengdu 成都,
   before the nickname 蓉城; Xi Jinping 习近平), then as a listed name
   (Trump 特朗普: a person's entry also answers to its last word, Peking
@@ -41,6 +41,7 @@ weighted lexical tokens, which hybrid search fuses as a BM25 leg of their own
 
 from __future__ import annotations
 
+import copy
 import functools
 import gzip
 import re
@@ -49,6 +50,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.errors import GlossaryError
 from qa.lang import script_family
 from qa.lexical import STOPWORDS_EN, _jieba_tokenizer, tokenize
 
@@ -176,7 +178,20 @@ class Glossary:
 
     @classmethod
     def load(cls, path: Path) -> Glossary:
-        return cls.from_lines(Path(path).read_text(encoding="utf-8").splitlines())
+        """The glossary in a file; GlossaryError (with the file and line) when it cannot be used."""
+        try:
+            return cls.from_lines(Path(path).read_text(encoding="utf-8").splitlines())
+        except OSError as exc:
+            raise GlossaryError(f"cannot read the glossary {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise GlossaryError(f"the glossary {path} is not UTF-8 text") from None
+        except ValueError as exc:
+            raise GlossaryError(f"the glossary {path}, {exc}") from None
+
+    def updated(self, other: Glossary) -> Glossary:
+        """This glossary with ``other``'s entries added, ``other`` winning where both have one."""
+        return Glossary({**self.acronyms, **other.acronyms}, {**self.names, **other.names},
+                        {**self.words, **other.words})  # fmt: skip
 
     def lookup(self, raw: list[str], phrase: str, name: bool) -> tuple[list[str], bool]:
         """(Chinese words, whether they are a name's) for the question's words ``raw``,
@@ -344,6 +359,16 @@ class Dictionary:
         with opener(path, "rt", encoding="utf-8") as f:
             return cls.from_lines(f, _jieba_tokenizer().FREQ, entries)
 
+    @property
+    def glossary(self) -> Glossary:
+        return self._glossary
+
+    def with_glossary(self, glossary: Glossary) -> Dictionary:
+        """The same tables (shared, never changed) with another glossary in front."""
+        other = copy.copy(self)
+        other._glossary = glossary
+        return other
+
     def lookup(self, english: str, name: bool = False) -> list[str]:
         """Chinese words for an English word or phrase, best first (empty when unknown).
         ``name``: it is capitalised, so proper names come first."""
@@ -490,12 +515,19 @@ def weighted_tokens(translations: Iterable[Translation], word_weight: float = WO
 class Translator:
     """The dictionary an index searches with, loaded on first use (about 3 s,
     once per process: every version of an open index shares one Translator).
-    ``enabled=False`` turns translation off (the evaluation's baseline)."""
+    ``user_glossary``: a file in ``qa/glossary.tsv``'s format whose entries go
+    before the shipped glossary's (an archive's own names: Mnuchin 姆努钦); read
+    at once, GlossaryError when it cannot be used. ``enabled=False`` turns
+    translation off (the evaluation's baseline)."""
 
-    def __init__(self, path: Path | None = None, *, glossary: Path | None = GLOSSARY, enabled: bool = True,
-                 per_word: int = PER_WORD, word_weight: float = WORD_WEIGHT):  # fmt: skip
+    def __init__(self, path: Path | None = None, *, glossary: Path | None = GLOSSARY,
+                 user_glossary: Path | None = None, enabled: bool = True, per_word: int = PER_WORD,
+                 word_weight: float = WORD_WEIGHT):  # fmt: skip
         self.path = path
         self.glossary = glossary
+        self.user_glossary = user_glossary
+        # read now, so that a bad file is refused at start-up, not at the first English question
+        self._user = Glossary.load(user_glossary) if user_glossary is not None else None
         self.enabled = enabled
         self.per_word = per_word
         self.word_weight = word_weight
@@ -505,7 +537,10 @@ class Translator:
     def load(self) -> Dictionary:
         with self._lock:
             if self._dictionary is None:
-                self._dictionary = _read(self.path, self.glossary)
+                dictionary = _read(self.path, self.glossary)
+                if self._user is not None:
+                    dictionary = dictionary.with_glossary(dictionary.glossary.updated(self._user))
+                self._dictionary = dictionary
             return self._dictionary
 
     def tokens(self, question: str, known: Callable[[list[str]], set[str]] | None = None) -> dict[str, float]:

@@ -52,3 +52,7 @@ class InvalidQuery(QAError):
 
 class ArticleNotFound(QAError):
     """No article with that id in the index."""
+
+
+class GlossaryError(QAError):
+    """A glossary file (English -> Chinese words for English questions) is missing or malformed."""

@@ -299,9 +299,10 @@ class IndexHolder:
     """
 
     def __init__(self, index_dir: Path, *, embedder: Any = None,
-                 reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S):  # fmt: skip
+                 reload_interval_s: float = DEFAULT_RELOAD_INTERVAL_S, translator: Any = None):  # fmt: skip
         self.index_dir = Path(index_dir)
         self.embedder = embedder
+        self.translator = translator  # qa.crosslingual.Translator; None: the default one
         self._interval = max(0.01, float(reload_interval_s))
         self._lock = threading.Lock()  # guards _current and the lease counters (never held while searching)
         self._check_lock = threading.Lock()  # one open/reopen at a time
@@ -316,7 +317,7 @@ class IndexHolder:
     def _open_first(self) -> Any:
         from qa.index import Index
 
-        index = Index.open(self.index_dir, self.embedder)
+        index = Index.open(self.index_dir, self.embedder, translator=self.translator)
         # Warm up before serving: the first search loads the tokenizer's dictionary and the
         # model (seconds), the first English one the English->Chinese dictionary: no request
         # should wait for them.
@@ -542,6 +543,7 @@ def create_app(
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
     rate_limit: RateLimit | str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    glossary: Path | str | None = None,
 ) -> FastAPI:
     """The FastAPI app serving the index at ``index_dir``.
 
@@ -554,8 +556,14 @@ def create_app(
     token a header cannot carry), ``allowed_hosts`` (the Host names answered, any
     port; ``"*"``: any), ``rate_limit`` (a :class:`RateLimit` or text such as
     ``"20/s"``; None: none) and ``max_body_bytes`` (413 beyond).
+
+    ``glossary``: a file of English -> Chinese entries for English questions, before the
+    shipped ones (:class:`qa.crosslingual.Translator`); read here, GlossaryError when unusable.
     """
+    from qa.crosslingual import Translator
+
     index_dir = Path(index_dir)
+    translator = Translator(user_glossary=Path(glossary)) if glossary is not None else None
     if token is not None:
         check_token(token)
     if isinstance(rate_limit, str):
@@ -574,7 +582,7 @@ def create_app(
             from qa.loader import load_embedder
 
             shared = await run_in_threadpool(load_embedder, model)
-        holder = IndexHolder(index_dir, embedder=shared, reload_interval_s=reload_interval_s)
+        holder = IndexHolder(index_dir, embedder=shared, reload_interval_s=reload_interval_s, translator=translator)
         await run_in_threadpool(holder.start)
         app.state.holder = holder
         try:
