@@ -9,7 +9,7 @@ Labelled questions, in Chinese, Traditional Chinese and English:
   questions in Traditional script), the hand-written news paraphrase
   questions (zh and Traditional) over the paragraphs of 500 real articles,
   and the news questions of the scale evaluation (``eval/data/news_questions.jsonl``:
-  zh, Traditional and English, their 101 articles added to the 500; their
+  zh, Traditional and English, their 151 articles added to the 500; their
   tuning half fits, their reporting half reports);
 - unanswerable, built so that the archive truly has no answer:
   the same questions with their whole article removed from the collection

@@ -15,7 +15,7 @@ dictionary (``Translator(enabled=False)``) and hybrid as shipped
 
 With ``--verdicts INDEX`` (a news archive built by ``eval/scale_eval.py``) it
 reports instead how often hybrid search calls an English question
-answerable there, with and without the dictionary: the 35 English news
+answerable there, with and without the dictionary: the 54 English news
 questions of the report half (their articles are in every archive; the tune
 half helps fit the calibration, ``eval/calibrate.py``) and 199 XQuAD English
 questions (every sixth), which no news archive answers.
