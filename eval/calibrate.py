@@ -20,7 +20,7 @@ Labelled questions, in Chinese, Traditional Chinese and English:
 
 Search is the product's: dense top 100 over the collection, BM25 real matches
 (the index's formula), and for an English question its words in Chinese
-(``qa.crosslingual``, a weighted BM25 leg of its own), fused by
+(``qa.crosslingual``, a weighted BM25 leg of its own, scored per article as the reader scores it), fused by
 ``qa.fusion.fuse`` after the language offset (``qa.fusion.language_adjusted``);
 every one of a question's top 5 passages is a labelled example (relevant: from the gold article of an
 answerable question). A logistic model per mode is fitted on the FIT half
@@ -114,9 +114,14 @@ def search(q: Question, translator: Translator) -> dict[str, list[tuple[dict, bo
     translated = translator.tokens(q.text, known=lexical.known)
     legs = []
     if translated:
-        leg_local, leg_scores = lexical.search(list(translated), DEPTH, weights=translated)
+        # scored per article, as the reader does (Index._article_bm25): every candidate passage
+        # gets its article's BM25 for the translated words
+        leg_local, _ = lexical.search(list(translated), DEPTH, weights=translated)
         leg_max = lexical.max_score(list(translated), weights=translated)
-        legs.append(fusion.LexicalLeg(rows[leg_local], leg_scores, leg_max, fusion.TRANSLATED_WEIGHT))
+        per_article = lexical.group_scores(translated, col.article[rows])
+        candidates = np.unique(np.concatenate([dense_rows, lex_rows, rows[leg_local]]))
+        legs.append(fusion.LexicalLeg(candidates, per_article[col.article[candidates]], leg_max,
+                                      fusion.TRANSLATED_WEIGHT))  # fmt: skip
     # ranked by cosines adjusted for the pull of the question's own language, as the reader ranks them
     adjusted = fusion.language_adjusted(dense_scores, [col.families[r] for r in dense_rows.tolist()],
                                         script_family(q.text))  # fmt: skip

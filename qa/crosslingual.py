@@ -148,8 +148,8 @@ class Glossary:
     parties, agencies, the pandemic's words, where the dictionary's first sense is not the
     news's: "Taiwanese" is 台湾, not 高山族). Keys are phrases as :meth:`Dictionary.translate`
     reads a question. An entry in capitals only (KMT, WHO) matches only that word in
-    capitals; another capitalised entry only a capitalised phrase, and it is a name; a
-    lowercase entry any phrase, as a common word."""
+    capitals; another entry with a capital first letter only a phrase so written, and it
+    is a name; any other entry any phrase, as a common word."""
 
     acronyms: dict[str, list[str]]  # "WHO" -> [世卫]
     names: dict[str, list[str]]  # "south korean" -> [韩国]
@@ -164,16 +164,17 @@ class Glossary:
             if not line.strip() or line.startswith("#"):
                 continue
             english, sep, chinese = line.rstrip("\n").partition("\t")
-            words = [w for w in chinese.split("|") if w.strip()]
+            english = english.strip()
+            words = [w.strip() for w in chinese.split("|") if w.strip()]
             key = _phrase_key(english)
             if not sep or not words or not key:
-                raise ValueError(f"glossary line {number}: expected 'English<TAB>中文[|中文...]', got {line.strip()!r}")
-            if re.fullmatch(r"[A-Z]{2,}", english.strip()):
-                acronyms[english.strip()] = [w.strip() for w in words]
-            elif english != english.lower():
-                names[key] = [w.strip() for w in words]
+                raise ValueError(f"line {number}: expected 'English<TAB>中文[|中文...]', got {line.strip()!r}")
+            if re.fullmatch(r"[A-Z]{2,}", english):
+                acronyms[english] = words
+            elif english[:1].isupper():
+                names[key] = words  # "pro-Beijing" is a common word: only a capital first letter makes a name
             else:
-                common[key] = [w.strip() for w in words]
+                common[key] = words
         return cls(acronyms, names, common)
 
     @classmethod

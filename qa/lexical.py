@@ -252,6 +252,36 @@ class LexicalIndex:
             total += np.bincount(docs, weights=term_weights(tf, self._doclen[docs], weight, self._corpus), minlength=n)
         return total.astype(np.float32)
 
+    def group_scores(self, weights: dict[str, float], groups: np.ndarray) -> np.ndarray:
+        """BM25 of each group of rows read as one text (an article of passages), as the
+        index's reader scores an English question's translated words per article
+        (:meth:`qa.index.Index._article_bm25`): a token's frequency summed over the group, the
+        group's length the sum of its rows', against the mean group length; idf over rows.
+        ``groups``: a group number per row (0..G-1; -1: in none). Returns G scores."""
+        from qa.index.bm25 import B, K1, idf
+
+        groups = np.asarray(groups, dtype=np.int64)
+        if groups.shape != (len(self),):
+            raise ValueError(f"groups has shape {groups.shape}, expected ({len(self)},)")
+        member = groups >= 0
+        n_groups = int(groups.max()) + 1 if member.any() else 0
+        length = np.bincount(groups[member], weights=self._doclen[member], minlength=n_groups)
+        present = int(np.count_nonzero(np.bincount(groups[member], minlength=n_groups)))
+        mean = float(length.sum()) / max(1, present)
+        total = np.zeros(n_groups, dtype=np.float64)
+        for token in dict.fromkeys(weights):
+            term_id = self._ids.get(token)
+            j = int(np.searchsorted(self._terms, term_id)) if term_id is not None else len(self._terms)
+            if j == len(self._terms) or int(self._terms[j]) != term_id:
+                continue
+            start, end = int(self._indptr[j]), int(self._indptr[j + 1])
+            docs, tf = self._docs[start:end], self._tf[start:end]
+            inside = member[docs]
+            summed = np.bincount(groups[docs[inside]], weights=tf[inside], minlength=n_groups)
+            norm = K1 * (1.0 - B + B * length / max(mean, 1e-9))
+            total += idf(end - start, len(self)) * weights[token] * summed / (summed + norm + 1e-12)
+        return total
+
     def search(
         self, query_tokens: Sequence[str], k: int, allowed: np.ndarray | None = None,
         weights: dict[str, float] | None = None,

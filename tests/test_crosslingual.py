@@ -319,3 +319,32 @@ def test_article_bm25_leaves_deleted_articles_out(tmp_path):
         assert rows["b1"] == [] and len(rows["b0"]) == 2
         scores = index._article_bm25({"拜登": 1.0}, rows)
     assert set(scores) == {"b0"}
+
+
+def test_in_memory_group_bm25_is_the_readers_article_bm25(tmp_path):
+    """Differential: eval/calibrate.py's per-article leg (LexicalIndex.group_scores) scores
+    as the index's reader does (Index._article_bm25), over articles of several passages."""
+    from qa.lexical import LexicalIndex, tokenize
+
+    articles = [
+        _long(0, "经济座谈会", ["人民大学的学者参加了会议。", "刘元春也发了言。", "他说失业风险仍然很高。"]),
+        _long(1, "校园活动", ["人民大学的刘元春出席了校庆。", "天气晴朗。"]),
+        _long(2, "大学排名", ["人民大学排名上升。", "学生很多。", "校园很大。", "失业率下降。"]),
+    ]
+    root = tmp_path / "index"
+    Index.update(root, articles, FlatEmbedder(), progress=False)
+    weights = {"人民大学": 1.0, "元春": 1.0, "失业": 0.5, "风险": 0.5, "从未见过的词": 1.0}
+    with Index.open(root, FlatEmbedder()) as index:
+        by_article = index.catalog.article_rows(a.id for a in articles)
+        rows = sorted(r for rs in by_article.values() for r in rs)
+        stored = index.catalog.chunk_rows(rows)
+        reader = index._article_bm25(weights, by_article)
+    names = [a.id for a in articles]
+    lexical = LexicalIndex.build([tokenize(f"{stored[r].citation.title}\n{stored[r].text}") for r in rows])
+    groups = np.array([names.index(stored[r].article_id) for r in rows])
+    in_memory = lexical.group_scores(weights, groups)
+    assert len(rows) == 9 and set(reader) == set(names)
+    for i, name in enumerate(names):
+        assert in_memory[i] == pytest.approx(reader[name], rel=1e-6)
+    with pytest.raises(ValueError, match="groups has shape"):
+        lexical.group_scores(weights, groups[:3])
