@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,21 +17,10 @@ from qa.errors import GlossaryError
 from qa.index import Index
 from qa.records import Article
 from qa.server import create_app
+from test_crosslingual import FlatEmbedder  # every text one vector: only lexical evidence counts
 
 QA = Path(sys.executable).parent / "qa"
 QUESTION = "What did Mnuchin say about the trade talks?"
-
-
-class FlatEmbedder(HashEmbedder):
-    """Every text the same vector: only lexical evidence orders the passages."""
-
-    def __init__(self):
-        super().__init__(16, model="flat")
-
-    def _embed(self, texts):
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        out[:, 0] = 1.0
-        return out
 
 
 @pytest.fixture()
