@@ -462,11 +462,12 @@ class Dictionary:
                     out.extend(Translation(phrase, c, 1.0 / len(kept), proper) for c in kept)
                     taken = n
                     break
-                hyphenated = i + 2 < len(raw) and raw[i + 2][:1].islower() and words[i + 2] in self._syllables
-                if (n == 2 and name and raw[i + 1][:1].isupper() and not hyphenated  # "Chen Hu-men": Hu men 虎门
-                        and self._unknown_name(words[i], words[i + 1])):
-                    taken = n  # "Zheng Qiang", a name no table lists: not 郑 and a spear
-                    break
+                if n == 2 and name and raw[i + 1][:1].isupper() and self._unknown_name(words[i], words[i + 1]):
+                    # "Chen Hu-men" goes on to Hu men 虎门: a lowercase syllable after the pair is its tail
+                    hyphenated = i + 2 < len(raw) and raw[i + 2][:1].islower() and words[i + 2] in self._syllables
+                    if not hyphenated:
+                        taken = n  # "Zheng Qiang", a name no table lists: not 郑 and a spear
+                        break
             i += max(taken, 1)
         return out
 

@@ -212,6 +212,15 @@ class LexicalIndex:
         """Which of ``tokens`` the index holds (a translator keeps only names spelled this way)."""
         return {t for t in tokens if t in self._ids}
 
+    def _postings(self, token: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, term frequencies) of a token; empty when the index never saw it."""
+        term_id = self._ids.get(token)
+        j = int(np.searchsorted(self._terms, term_id)) if term_id is not None else len(self._terms)
+        if j == len(self._terms) or int(self._terms[j]) != term_id:
+            return self._docs[:0], self._tf[:0]
+        start, end = int(self._indptr[j]), int(self._indptr[j + 1])
+        return self._docs[start:end], self._tf[start:end]
+
     def _df(self, term_id: int) -> int:
         j = int(np.searchsorted(self._terms, term_id))
         if j == len(self._terms) or int(self._terms[j]) != term_id:
@@ -240,15 +249,10 @@ class LexicalIndex:
         total = np.zeros(n, dtype=np.float64)
         tokens = list(query_tokens) if weights is None else list(dict.fromkeys(query_tokens))
         for token in tokens:
-            term_id = self._ids.get(token)
-            if term_id is None:
+            docs, tf = self._postings(token)
+            if not len(docs):
                 continue
-            j = int(np.searchsorted(self._terms, term_id))
-            if j == len(self._terms) or int(self._terms[j]) != term_id:
-                continue
-            start, end = int(self._indptr[j]), int(self._indptr[j + 1])
-            docs, tf = self._docs[start:end], self._tf[start:end]
-            weight = idf(end - start, n) * (1.0 if weights is None else weights[token])
+            weight = idf(len(docs), n) * (1.0 if weights is None else weights[token])
             total += np.bincount(docs, weights=term_weights(tf, self._doclen[docs], weight, self._corpus), minlength=n)
         return total.astype(np.float32)
 
@@ -268,18 +272,15 @@ class LexicalIndex:
         length = np.bincount(groups[member], weights=self._doclen[member], minlength=n_groups)
         present = int(np.count_nonzero(np.bincount(groups[member], minlength=n_groups)))
         mean = float(length.sum()) / max(1, present)
+        norm = K1 * (1.0 - B + B * length / max(mean, 1e-9))
         total = np.zeros(n_groups, dtype=np.float64)
         for token in dict.fromkeys(weights):
-            term_id = self._ids.get(token)
-            j = int(np.searchsorted(self._terms, term_id)) if term_id is not None else len(self._terms)
-            if j == len(self._terms) or int(self._terms[j]) != term_id:
+            docs, tf = self._postings(token)
+            if not len(docs):
                 continue
-            start, end = int(self._indptr[j]), int(self._indptr[j + 1])
-            docs, tf = self._docs[start:end], self._tf[start:end]
             inside = member[docs]
             summed = np.bincount(groups[docs[inside]], weights=tf[inside], minlength=n_groups)
-            norm = K1 * (1.0 - B + B * length / max(mean, 1e-9))
-            total += idf(end - start, len(self)) * weights[token] * summed / (summed + norm + 1e-12)
+            total += idf(len(docs), len(self)) * weights[token] * summed / (summed + norm + 1e-12)
         return total
 
     def search(
