@@ -20,8 +20,9 @@ Labelled questions, in Chinese, Traditional Chinese and English:
 
 Search is the product's: dense top 100 over the collection, BM25 real matches
 (the index's formula), and for an English question its words in Chinese
-(``qa.crosslingual``, a weighted BM25 leg of its own, scored per article as the reader scores it), fused by
-``qa.fusion.fuse`` after the language offset (``qa.fusion.language_adjusted``);
+(``qa.crosslingual``, a weighted BM25 leg of its own, scored per article as the reader scores it, and
+half of the vector hybrid ranks by), fused by ``qa.fusion.fuse`` after the language offset
+(``qa.fusion.language_adjusted``); relevance reads the question's own cosines, as the reader reports them;
 every one of a question's top 5 passages is a labelled example (relevant: from the gold article of an
 answerable question). A logistic model per mode is fitted on the FIT half
 (XQuAD articles 0-23, even-numbered news and nonsense questions) and the
@@ -50,7 +51,7 @@ from tune_fusion import Encoder, news_pool, squad  # noqa: E402
 from qa import fusion  # noqa: E402
 from qa.default_model import DEFAULT_MODEL_ID  # noqa: E402
 from qa.lexical import LexicalIndex, tokenize  # noqa: E402
-from qa.crosslingual import Translator  # noqa: E402
+from qa.crosslingual import Translator, mixed_query, words_text  # noqa: E402
 from qa.ingest import read_file  # noqa: E402
 from qa.lang import script_family  # noqa: E402
 from qa.relevance import FEATURES, Pool, features  # noqa: E402
@@ -96,22 +97,43 @@ class Question:
     fit: bool  # in the fitting half
 
 
-def search(q: Question, translator: Translator) -> dict[str, list[tuple[dict, bool]]]:
-    """Per mode, the top passages' features and whether each is relevant."""
+def words_vectors(questions: list[Question], translator: Translator, encoder: Encoder,
+                  cache: Path) -> dict[str, np.ndarray]:  # fmt: skip
+    """The Chinese words of every English question, as one text each (qa.crosslingual.words_text),
+    embedded as queries: hybrid search mixes them into the question's dense vector."""
+    texts = []
+    for q in questions:
+        lexical, _ = q.collection.lexical_without(q.removed)
+        translated = translator.tokens(q.text, known=lexical.known)
+        if translated:
+            texts.append(words_text(translated))
+    texts = list(dict.fromkeys(texts))
+    return dict(zip(texts, encoder.encode(texts, "query", cache, "calib_words"))) if texts else {}
+
+
+def search(q: Question, translator: Translator, words: dict[str, np.ndarray]) -> dict[str, list[tuple[dict, bool]]]:
+    """Per mode, the top passages' features and whether each is relevant. ``words``: the
+    vectors of :func:`words_vectors`."""
     col = q.collection
     lexical, rows = col.lexical_without(q.removed)
-    sims = col.vectors[rows] @ q.vector
-    order = np.argsort(-sims, kind="stable")[:DEPTH]
-    dense_rows, dense_scores = rows[order], sims[order]
+    own = col.vectors[rows] @ q.vector  # the question's own cosines: what relevance reads, in every mode
+    order = np.argsort(-own, kind="stable")[:DEPTH]
+    own_rows, own_scores = rows[order], own[order]
+    own_of = dict(zip(rows.tolist(), own.tolist()))
+    # an English question's words in Chinese: a lexical leg of their own, and half of the vector hybrid
+    # ranks by, as the index's reader does (dense mode keeps to the question's own vector)
+    translated = translator.tokens(q.text, known=lexical.known)
+    dense_rows, dense_scores = own_rows, own_scores
+    if translated:
+        mixed = col.vectors[rows] @ mixed_query(q.vector, words[words_text(translated)])
+        order = np.argsort(-mixed, kind="stable")[:DEPTH]
+        dense_rows, dense_scores = rows[order], mixed[order]
     tokens = tokenize(q.text)
     lex_local, lex_scores = lexical.search(tokens, DEPTH)
     lex_rows = rows[lex_local]
     lexical_max = lexical.max_score(tokens)
-    pool = Pool.of(dense_scores, lexical_max, q.text)
-    dense_of = dict(zip(dense_rows.tolist(), dense_scores.tolist()))
+    pool = Pool.of(own_scores, lexical_max, q.text)
     lex_of = dict(zip(lex_rows.tolist(), lex_scores.tolist()))
-    # an English question's words in Chinese, searched as a leg of their own, as the index's reader does
-    translated = translator.tokens(q.text, known=lexical.known)
     legs = []
     if translated:
         # scored per article, as the reader does (Index._article_bm25): every candidate passage
@@ -123,19 +145,21 @@ def search(q: Question, translator: Translator) -> dict[str, list[tuple[dict, bo
         legs.append(fusion.LexicalLeg(candidates, per_article[col.article[candidates]], leg_max,
                                       fusion.TRANSLATED_WEIGHT))  # fmt: skip
     # ranked by cosines adjusted for the pull of the question's own language, as the reader ranks them
-    adjusted = fusion.language_adjusted(dense_scores, [col.families[r] for r in dense_rows.tolist()],
-                                        script_family(q.text))  # fmt: skip
+    family = script_family(q.text)
+    adjusted = fusion.language_adjusted(dense_scores, [col.families[r] for r in dense_rows.tolist()], family)
+    own_adjusted = fusion.language_adjusted(own_scores, [col.families[r] for r in own_rows.tolist()], family)
     fused = fusion.fuse(dense_rows, adjusted, lex_rows, lex_scores, n_query_tokens=len(tokens),
                         lexical_max=lexical_max, legs=legs)  # fmt: skip
+    listed = {"hybrid": set(dense_rows.tolist()), "dense": set(own_rows.tolist()), "lexical": set()}
     out = {}
     for mode, ranked in (
         ("hybrid", [f.row for f in fused]),
-        ("dense", dense_rows[np.argsort(-adjusted, kind="stable")].tolist()),
+        ("dense", own_rows[np.argsort(-own_adjusted, kind="stable")].tolist()),
         ("lexical", lex_rows.tolist()),
     ):
         hits = []
         for row in ranked[:TOP]:
-            dense = dense_of.get(row) if mode != "lexical" else None
+            dense = own_of[row] if row in listed[mode] else None  # the reader reports the question's own cosine
             lex = lex_of.get(row) if mode != "dense" else None
             hits.append((features(pool, dense, lex), q.gold is not None and int(col.article[row]) == q.gold))
         out[mode] = hits
@@ -239,7 +263,8 @@ def main() -> int:
     encoder = Encoder("qa")
     questions = build(args.shared, args.cache, encoder)
     translator = Translator()
-    results = [search(q, translator) for q in questions]
+    words = words_vectors(questions, translator, encoder, args.cache)
+    results = [search(q, translator, words) for q in questions]
     print(f"{len(questions)} questions: " + ", ".join(
         f"{k} {sum(q.kind == k for q in questions)}" for k in ("answerable", "article removed", "other collection", "nonsense")))  # fmt: skip
     out = {"model": DEFAULT_MODEL_ID, "calibrations": []}

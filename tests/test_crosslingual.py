@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.crosslingual import Dictionary, Glossary, Translator, weighted_tokens
+from qa.crosslingual import Dictionary, Glossary, Translator, mixed_query, weighted_tokens, words_text
 from qa.embed import HashEmbedder
-from qa.fusion import LexicalLeg, fuse
-from qa.index import Index
+from qa.fusion import TRANSLATED_WEIGHT, LexicalLeg, fuse
+from qa.index import Index, reader
 from qa.records import Article, SearchFilters
 
 # A few lines in CC-CEDICT's own format: traditional simplified [pinyin] /definitions/
@@ -179,7 +179,8 @@ def test_an_english_question_finds_the_chinese_article_through_the_dictionary(in
         # every cosine is the same: without the dictionary nothing sets a0 apart
         plain = {h.citation.article_id: h.score for h in off.search(question, k=4, mode="hybrid").hits}
     assert len(set(plain.values())) == 1
-    assert on["a0"] > plain["a0"] + 0.05  # a third of the weight at least: the translated words are in a0
+    # a third of the leg's weight at least: the translated words are in a0
+    assert on["a0"] > plain["a0"] + TRANSLATED_WEIGHT / 3
     assert all(on[a] == pytest.approx(plain[a]) for a in ("a1", "a2", "a3"))
 
 
@@ -348,3 +349,68 @@ def test_in_memory_group_bm25_is_the_readers_article_bm25(tmp_path):
         assert in_memory[i] == pytest.approx(reader[name], rel=1e-6)
     with pytest.raises(ValueError, match="groups has shape"):
         lexical.group_scores(weights, groups[:3])
+
+
+class RecordingEmbedder(HashEmbedder):
+    """A hash embedder that records every call for queries."""
+
+    def __init__(self):
+        super().__init__(64, model="recording")
+        self.queries: list[list[str]] = []
+
+    def embed_queries(self, texts):
+        self.queries.append(list(texts))
+        return super().embed_queries(texts)
+
+
+def test_mixed_query_is_a_unit_blend_of_the_two_vectors():
+    rng = np.random.default_rng(0)
+    a, b = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 16)).astype(np.float32))
+    half = mixed_query(a, b)
+    assert np.linalg.norm(half) == pytest.approx(1.0, abs=1e-6)
+    assert np.allclose(half, (a + b) / np.linalg.norm(a + b), atol=1e-6)
+    assert np.allclose(mixed_query(a, b, share=1.0), a) and np.allclose(mixed_query(a, b, share=0.0), b)
+    assert np.allclose(mixed_query(a, -a), a)  # nothing left of the mix: the question's own vector
+
+
+def test_an_english_questions_dense_vector_is_half_its_chinese_words(tmp_path, monkeypatch):
+    """Hybrid embeds an English question and its Chinese words (qa.crosslingual.words_text) and
+    ranks with their mix; the hits report, and the verdict reads, the question's own cosines
+    (what the relevance model was calibrated on), computed here with numpy. Dense mode, and a
+    Chinese question, embed the question alone."""
+    root = tmp_path / "index"
+    embedder = RecordingEmbedder()
+    Index.update(root, ARTICLES, embedder, progress=False)
+    searched: list[np.ndarray] = []
+    dense_search = reader.Index._dense
+
+    def spy(self, query, n, masks):
+        searched.append(np.array(query))
+        return dense_search(self, query, n, masks)
+
+    monkeypatch.setattr(reader.Index, "_dense", spy)
+    question = "Did Biden's campaign call the Xinjiang policy a genocide?"
+    with Index.open(root, embedder) as index:
+        translated = index.translator.tokens(question, known=lambda t: set(index._term_ids(t)))
+        assert {"拜登", "新疆"} <= set(translated)
+        embedder.queries.clear()
+        hits = index.search(question, k=4, mode="hybrid").hits
+        assert embedder.queries == [[question, words_text(translated)]]
+        own, words = embedder.embed_queries([question, words_text(translated)])
+        assert len(searched) == 2  # ranked by the mix; the question's own nearest make the verdict's pool
+        assert np.allclose(searched[0], mixed_query(own, words), atol=1e-6) and np.allclose(searched[1], own)
+        passages = {a.id: embedder.embed_passages([f"{a.title}\n{a.paragraphs[0]}"])[0] for a in ARTICLES}
+        assert hits and all(h.dense_score is not None for h in hits)
+        for hit in hits:
+            assert hit.dense_score == pytest.approx(float(passages[hit.citation.article_id] @ own), abs=1e-5)
+        embedder.queries.clear()
+        searched.clear()
+        dense = index.search(question, k=4, mode="dense").hits
+        index.search("拜登怎么说新疆？", k=4, mode="hybrid")
+        assert embedder.queries == [[question], ["拜登怎么说新疆？"]] and len(searched) == 2
+        for hit in dense:
+            assert hit.dense_score == pytest.approx(float(passages[hit.citation.article_id] @ own), abs=1e-5)
+    with Index.open(root, embedder, translator=Translator(enabled=False)) as off:
+        embedder.queries.clear()
+        off.search(question, k=4, mode="hybrid")
+        assert embedder.queries == [[question]]  # no dictionary: no words to mix in

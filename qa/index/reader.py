@@ -26,7 +26,7 @@ import qa.index.bm25 as bm25
 from qa import relevance
 from qa.embed import Embedder
 from qa.errors import IndexCorrupt, InvalidQuery, QAError
-from qa.crosslingual import Translator
+from qa.crosslingual import Translator, mixed_query, words_text
 from qa.fusion import TRANSLATED_WEIGHT, Fused, LexicalLeg, fuse, language_adjusted
 from qa.highlight import highlight
 from qa.index.ann import AnnParams, SegmentVectors, load_ann, top
@@ -377,14 +377,21 @@ class Index:
                     translated: dict[str, float]) -> tuple[list[Fused], dict[int, int], relevance.Pool, dict]:  # fmt: skip
         """Fused candidates, identified by chunk key; key -> row; what the candidates say of
         one another; the stored chunks already read (row -> ChunkRow). ``translated``: weighted
-        Chinese tokens of an English question, searched as a lexical leg of their own."""
+        Chinese tokens of an English question, searched as a lexical leg of their own and
+        embedded into half of its dense query (:func:`qa.crosslingual.mixed_query`)."""
         dense = lex = None
         tokens: list[str] = []
         lexical_max = 0.0
         stored: dict = {}
+        judged = None  # the question's own nearest cosines: what the relevance model was calibrated on
         if mode in ("dense", "hybrid"):
-            query = self.embedder.embed_queries([question])[0]
-            dense = self._dense(query, n, masks)
+            if translated:  # an English question in hybrid: ranked by half its own vector, half its Chinese words'
+                own, words = self.embedder.embed_queries([question, words_text(translated)])
+                dense = self._dense(mixed_query(own, words), n, masks)
+                judged = self._dense(own, n, masks)
+            else:
+                own = self.embedder.embed_queries([question])[0]
+                dense = judged = self._dense(own, n, masks)
         leg = None
         if mode in ("lexical", "hybrid"):
             tokens = tokenize(question)
@@ -395,7 +402,7 @@ class Index:
         for found in (dense, lex, leg):
             if found is not None:
                 rows_by_key.update(zip(found[2].tolist(), found[0].tolist()))
-        pool = relevance.Pool.of(dense[1] if dense is not None else None, lexical_max, question)
+        pool = relevance.Pool.of(judged[1] if judged is not None else None, lexical_max, question)
         if mode == "lexical":
             return [Fused(int(key), float(s), None, float(s)) for key, s in zip(lex[2], lex[1])], rows_by_key, pool, stored
         # Rank by cosines adjusted for the pull of the question's own language; report the raw ones.
@@ -413,8 +420,25 @@ class Index:
             dense[2], adjusted, lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max, legs=legs,
         )  # candidates are named by their keys, so ties break alike in every build
         raw = dict(zip(dense[2].tolist(), dense[1].tolist()))
+        if judged is not dense:  # report, and judge, the question's own cosine, not that of the mix that ranked
+            raw = self._cosines(own, dense[0], dense[2])
         fused = [replace(f, dense=raw[f.row]) if f.dense is not None else f for f in fused]
         return fused, rows_by_key, pool, stored
+
+    def _cosines(self, query: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> dict[int, float]:
+        """Exact cosines of ``query`` with the passages at ``rows`` (named by ``keys``)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        keys = np.asarray(keys, dtype=np.int64)
+        out: dict[int, float] = {}
+        for seg in self._version.segments:
+            seg_rows = np.asarray(seg.data.rows)
+            pos = np.searchsorted(seg_rows, rows)
+            inside = pos < len(seg_rows)
+            inside[inside] = seg_rows[pos[inside]] == rows[inside]
+            if inside.any():
+                vectors = np.asarray(seg.vectors.vectors[pos[inside]], dtype=np.float32)
+                out.update(zip(keys[inside].tolist(), (vectors @ np.asarray(query, dtype=np.float32)).tolist()))
+        return out
 
     def _article_leg(self, weights: dict[str, float], lists: tuple, bound: float, rows_by_key: dict[int, int],
                      stored: dict) -> LexicalLeg:  # fmt: skip
