@@ -548,11 +548,16 @@ class Translator:
     ``user_glossary``: a file in ``qa/glossary.tsv``'s format whose entries go
     before the shipped glossary's (an archive's own names: Mnuchin 姆努钦); read
     at once, GlossaryError when it cannot be used. ``enabled=False`` turns
-    translation off (the evaluation's baseline)."""
+    translation off (the evaluation's baseline). ``question_share``: the English
+    question's own share of the vector hybrid ranks it by (:func:`mixed_query`);
+    chosen for the default model, whose English and Chinese are loosely aligned:
+    with a model that aligns them well, 1.0 keeps to the question's own vector."""
 
     def __init__(self, path: Path | None = None, *, glossary: Path | None = GLOSSARY,
                  user_glossary: Path | None = None, enabled: bool = True, per_word: int = PER_WORD,
-                 word_weight: float = WORD_WEIGHT):  # fmt: skip
+                 word_weight: float = WORD_WEIGHT, question_share: float = QUESTION_SHARE):  # fmt: skip
+        if not 0.0 <= question_share <= 1.0:
+            raise ValueError(f"question_share must be from 0 to 1, not {question_share!r}")
         self.path = path
         self.glossary = glossary
         self.user_glossary = user_glossary
@@ -561,6 +566,7 @@ class Translator:
         self.enabled = enabled
         self.per_word = per_word
         self.word_weight = word_weight
+        self.question_share = question_share
         self._dictionary: Dictionary | None = None
         self._lock = threading.Lock()
 

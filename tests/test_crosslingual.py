@@ -414,3 +414,20 @@ def test_an_english_questions_dense_vector_is_half_its_chinese_words(tmp_path, m
         embedder.queries.clear()
         off.search(question, k=4, mode="hybrid")
         assert embedder.queries == [[question]]  # no dictionary: no words to mix in
+
+
+def test_a_question_share_of_one_keeps_to_the_questions_own_vector(tmp_path):
+    root = tmp_path / "index"
+    embedder = RecordingEmbedder()
+    Index.update(root, ARTICLES, embedder, progress=False)
+    question = "Did Biden's campaign call the Xinjiang policy a genocide?"
+    with Index.open(root, embedder, translator=Translator(question_share=1.0)) as index:
+        embedder.queries.clear()
+        on = {h.citation.article_id: h.score for h in index.search(question, k=4, mode="hybrid").hits}
+        assert embedder.queries == [[question]]  # the words are not embedded at all
+    with Index.open(root, embedder, translator=Translator(enabled=False)) as off:
+        plain = {h.citation.article_id: h.score for h in off.search(question, k=4, mode="hybrid").hits}
+    assert on["a0"] > plain["a0"] + TRANSLATED_WEIGHT / 3  # their BM25 leg still counts, the cosines are the same
+    assert all(on[a] == pytest.approx(plain[a]) for a in ("a1", "a2", "a3"))
+    with pytest.raises(ValueError, match="question_share"):
+        Translator(question_share=1.5)

@@ -385,9 +385,10 @@ class Index:
         stored: dict = {}
         judged = None  # the question's own nearest cosines: what the relevance model was calibrated on
         if mode in ("dense", "hybrid"):
-            if translated:  # an English question in hybrid: ranked by half its own vector, half its Chinese words'
+            share = self.translator.question_share
+            if translated and share < 1.0:  # an English question in hybrid: ranked by its vector mixed with its words'
                 own, words = self.embedder.embed_queries([question, words_text(translated)])
-                dense = self._dense(mixed_query(own, words), n, masks)
+                dense = self._dense(mixed_query(own, words, share), n, masks)
                 judged = self._dense(own, n, masks)
             else:
                 own = self.embedder.embed_queries([question])[0]
