@@ -124,8 +124,8 @@ def search(q: Question, translator: Translator, words: dict[str, np.ndarray]) ->
     # ranks by, as the index's reader does (dense mode keeps to the question's own vector)
     translated = translator.tokens(q.text, known=lexical.known)
     dense_rows, dense_scores = own_rows, own_scores
-    if translated:
-        mixed = col.vectors[rows] @ mixed_query(q.vector, words[words_text(translated)])
+    if translated and translator.question_share < 1.0:
+        mixed = col.vectors[rows] @ mixed_query(q.vector, words[words_text(translated)], translator.question_share)
         order = np.argsort(-mixed, kind="stable")[:DEPTH]
         dense_rows, dense_scores = rows[order], mixed[order]
     tokens = tokenize(q.text)

@@ -420,8 +420,9 @@ class Index:
         fused = fuse(
             dense[2], adjusted, lex[2], lex[1], n_query_tokens=len(tokens), lexical_max=lexical_max, legs=legs,
         )  # candidates are named by their keys, so ties break alike in every build
-        raw = dict(zip(dense[2].tolist(), dense[1].tolist()))
-        if judged is not dense:  # report, and judge, the question's own cosine, not that of the mix that ranked
+        if judged is dense:
+            raw = dict(zip(dense[2].tolist(), dense[1].tolist()))
+        else:  # report, and judge, the question's own cosine, not that of the mix that ranked
             raw = self._cosines(own, dense[0], dense[2])
         fused = [replace(f, dense=raw[f.row]) if f.dense is not None else f for f in fused]
         return fused, rows_by_key, pool, stored
