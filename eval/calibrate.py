@@ -97,23 +97,23 @@ class Question:
     fit: bool  # in the fitting half
 
 
-def words_vectors(questions: list[Question], translator: Translator, encoder: Encoder,
-                  cache: Path) -> dict[str, np.ndarray]:  # fmt: skip
+def translations(questions: list[Question], translator: Translator) -> list[dict[str, float]]:
+    """Each question's words in Chinese, as the reader looks them up over the collection asked
+    (empty for a question that is not English)."""
+    return [translator.tokens(q.text, known=q.collection.lexical_without(q.removed)[0].known) for q in questions]
+
+
+def words_vectors(translated: list[dict[str, float]], encoder: Encoder, cache: Path) -> dict[str, np.ndarray]:
     """The Chinese words of every English question, as one text each (qa.crosslingual.words_text),
     embedded as queries: hybrid search mixes them into the question's dense vector."""
-    texts = []
-    for q in questions:
-        lexical, _ = q.collection.lexical_without(q.removed)
-        translated = translator.tokens(q.text, known=lexical.known)
-        if translated:
-            texts.append(words_text(translated))
-    texts = list(dict.fromkeys(texts))
+    texts = list(dict.fromkeys(words_text(t) for t in translated if t))
     return dict(zip(texts, encoder.encode(texts, "query", cache, "calib_words"))) if texts else {}
 
 
-def search(q: Question, translator: Translator, words: dict[str, np.ndarray]) -> dict[str, list[tuple[dict, bool]]]:
-    """Per mode, the top passages' features and whether each is relevant. ``words``: the
-    vectors of :func:`words_vectors`."""
+def search(q: Question, translated: dict[str, float], translator: Translator,
+           words: dict[str, np.ndarray]) -> dict[str, list[tuple[dict, bool]]]:  # fmt: skip
+    """Per mode, the top passages' features and whether each is relevant. ``translated``: the
+    question's words in Chinese (:func:`translations`); ``words``: :func:`words_vectors`."""
     col = q.collection
     lexical, rows = col.lexical_without(q.removed)
     own = col.vectors[rows] @ q.vector  # the question's own cosines: what relevance reads, in every mode
@@ -122,7 +122,6 @@ def search(q: Question, translator: Translator, words: dict[str, np.ndarray]) ->
     own_of = dict(zip(rows.tolist(), own.tolist()))
     # an English question's words in Chinese: a lexical leg of their own, and half of the vector hybrid
     # ranks by, as the index's reader does (dense mode keeps to the question's own vector)
-    translated = translator.tokens(q.text, known=lexical.known)
     dense_rows, dense_scores = own_rows, own_scores
     if translated and translator.question_share < 1.0:
         mixed = col.vectors[rows] @ mixed_query(q.vector, words[words_text(translated)], translator.question_share)
@@ -263,8 +262,9 @@ def main() -> int:
     encoder = Encoder("qa")
     questions = build(args.shared, args.cache, encoder)
     translator = Translator()
-    words = words_vectors(questions, translator, encoder, args.cache)
-    results = [search(q, translator, words) for q in questions]
+    translated = translations(questions, translator)
+    words = words_vectors(translated, encoder, args.cache)
+    results = [search(q, t, translator, words) for q, t in zip(questions, translated)]
     print(f"{len(questions)} questions: " + ", ".join(
         f"{k} {sum(q.kind == k for q in questions)}" for k in ("answerable", "article removed", "other collection", "nonsense")))  # fmt: skip
     out = {"model": DEFAULT_MODEL_ID, "calibrations": []}

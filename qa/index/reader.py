@@ -433,12 +433,9 @@ class Index:
         keys = np.asarray(keys, dtype=np.int64)
         out: dict[int, float] = {}
         for seg in self._version.segments:
-            seg_rows = np.asarray(seg.data.rows)
-            pos = np.searchsorted(seg_rows, rows)
-            inside = pos < len(seg_rows)
-            inside[inside] = seg_rows[pos[inside]] == rows[inside]
-            if inside.any():
-                vectors = np.asarray(seg.vectors.vectors[pos[inside]], dtype=np.float32)
+            here, inside = _locate(seg, rows)
+            if len(here):
+                vectors = np.asarray(seg.vectors.vectors[here], dtype=np.float32)
                 out.update(zip(keys[inside].tolist(), (vectors @ np.asarray(query, dtype=np.float32)).tolist()))
         return out
 
@@ -477,11 +474,8 @@ class Index:
         df = np.zeros(len(tokens), dtype=np.int64)
         for seg in version.segments:
             live = version.live[seg.id]
-            seg_rows = np.asarray(seg.data.rows)
-            pos = np.searchsorted(seg_rows, rows)
-            inside = pos < len(seg_rows)
-            inside[inside] = seg_rows[pos[inside]] == rows[inside]
-            here, who = pos[inside], owner[inside]
+            here, inside = _locate(seg, rows)
+            who = owner[inside]
             if live is not None:
                 keep = live[here]
                 here, who = here[keep], who[keep]
@@ -625,6 +619,15 @@ class Index:
             if len(hits) == k:
                 break
         return tuple(hits)
+
+
+def _locate(seg: LoadedSegment, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``rows`` lie in a segment: the positions of those it holds, and which of ``rows`` those are."""
+    seg_rows = np.asarray(seg.data.rows)  # sorted
+    pos = np.searchsorted(seg_rows, rows)
+    inside = pos < len(seg_rows)
+    inside[inside] = seg_rows[pos[inside]] == rows[inside]
+    return pos[inside], inside
 
 
 def _merge(rows: list[np.ndarray], scores: list[np.ndarray], keys: list[np.ndarray],
